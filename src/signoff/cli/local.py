@@ -1,0 +1,32 @@
+"""Admin commands work on the database directly (``SIGNOFF_DATABASE_URL``): they are how the
+first admin key comes to exist, and they need no running server. They need the server's
+dependencies, imported only when such a command runs, so the SDK-only install still works."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from signoff.domain.principals import Context
+    from signoff.store.engine import Database
+
+
+@contextlib.contextmanager
+def database() -> Iterator[tuple[Database, Context]]:
+    try:
+        from signoff.domain.principals import system_context
+        from signoff.services import server
+        from signoff.settings import Settings
+    except ImportError as exc:
+        print(f"error: this command needs the server: pip install 'signoff[server]' ({exc})", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    db, _keys = server.open_database(Settings())
+    try:
+        yield db, system_context("cli")
+    finally:
+        db.dispose()

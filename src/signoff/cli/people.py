@@ -1,0 +1,138 @@
+"""``signoff users | teams | keys``: people and credentials, on the database directly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from signoff import errors, schemas
+from signoff.cli.local import database
+from signoff.cli.output import emit, fail
+
+users = typer.Typer(help="Users: people and service accounts (database access).")
+teams = typer.Typer(help="Teams: named groups of users (database access).")
+keys = typer.Typer(help="API keys (database access).")
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+USER_COLUMNS = ("id", "email", "name", "role", "kind", "is_active")
+KEY_COLUMNS = ("id", "user_id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+
+
+@users.command("create")
+def create_user(
+    email: str,
+    name: str = "",
+    role: Annotated[str, typer.Option(help="admin or member.")] = "member",
+    service: Annotated[bool, typer.Option("--service", help="A service account.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Create a user."""
+    from signoff.domain.principals import Role, UserKind
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            user = principals.create_user(
+                db,
+                ctx,
+                email=email,
+                name=name,
+                role=Role(role),
+                kind=UserKind.SERVICE if service else UserKind.PERSON,
+            )
+        except (errors.SignoffError, ValueError) as exc:
+            raise fail(exc if isinstance(exc, errors.SignoffError) else errors.InvalidInput(str(exc))) from exc
+    emit(schemas.UserPublic.model_validate(asdict(user)), USER_COLUMNS, as_json=as_json)
+
+
+@users.command("list")
+def list_users(as_json: Json = False) -> None:
+    """List users."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        found = principals.list_users(db, ctx)
+    emit([schemas.UserPublic.model_validate(asdict(u)) for u in found], USER_COLUMNS, as_json=as_json)
+
+
+@teams.command("create")
+def create_team(name: str, as_json: Json = False) -> None:
+    """Create a team."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            team = principals.create_team(db, ctx, name=name)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    emit(schemas.TeamPublic.model_validate(asdict(team)), ("id", "name", "member_ids"), as_json=as_json)
+
+
+@teams.command("add-member")
+def add_member(team: str, user: Annotated[str, typer.Argument(help="Email or id.")], as_json: Json = False) -> None:
+    """Add a user to a team."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            found = principals.add_member(db, ctx, team=team, user=user)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    emit(schemas.TeamPublic.model_validate(asdict(found)), ("id", "name", "member_ids"), as_json=as_json)
+
+
+@teams.command("list")
+def list_teams(as_json: Json = False) -> None:
+    """List teams."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        found = principals.list_teams(db, ctx)
+    emit([schemas.TeamPublic.model_validate(asdict(t)) for t in found], ("id", "name", "member_ids"), as_json=as_json)
+
+
+@keys.command("create")
+def create_key(
+    user: Annotated[str, typer.Option("--user", help="Email or id of the key's user.")],
+    name: str = "",
+    as_json: Json = False,
+) -> None:
+    """Create an API key and print its secret, once."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            created = principals.create_api_key(db, ctx, user=user, name=name)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    public = schemas.ApiKeyCreated.model_validate(asdict(created.api_key) | {"key": created.secret})
+    if as_json:
+        emit(public, KEY_COLUMNS, as_json=True)
+    else:
+        typer.echo(f"{public.id} for {public.user_id}; the key (shown only now):")
+        typer.echo(public.key)
+
+
+@keys.command("list")
+def list_keys(as_json: Json = False) -> None:
+    """List API keys (never their secrets)."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        found = principals.list_api_keys(db, ctx)
+    emit([schemas.ApiKeyPublic.model_validate(asdict(k)) for k in found], KEY_COLUMNS, as_json=as_json)
+
+
+@keys.command("revoke")
+def revoke_key(key_id: str, as_json: Json = False) -> None:
+    """Revoke an API key; it stops working at once."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            key = principals.revoke_api_key(db, ctx, key_id)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    emit(schemas.ApiKeyPublic.model_validate(asdict(key)), KEY_COLUMNS, as_json=as_json)

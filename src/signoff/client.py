@@ -1,0 +1,652 @@
+"""The Python SDK: ``Client`` and ``AsyncClient`` over httpx, with the same method names.
+
+Each method is written once as a *call* (method, path, body, how to parse the answer); the
+sync and async clients only differ in how they send it. Problem+json answers become the same
+``errors.*`` exceptions the server raised. Reads and creates (which always carry an
+Idempotency-Key) are retried on connection failures and 502/503/504, so a pipeline survives a
+server restart without creating anything twice.
+
+    client = signoff.Client("http://127.0.0.1:8000", api_key="sok_...")
+    approval = client.approvals.create(title="Apply batch 42?", approvers=["team:data-owners"])
+    approval = approval.wait()           # returns once someone decided
+    if approval.status == "approved": ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import PrivateAttr
+
+from signoff import errors, schemas
+from signoff.__about__ import __version__
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+DEFAULT_WAIT_POLL = 60.0
+
+
+class Approval(schemas.ApprovalPublic):
+    """An approval as the SDK returns it: the wire data plus methods bound to its client."""
+
+    token: str | None = None
+    _client: Client | None = PrivateAttr(default=None)
+
+    def _sync(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("this approval belongs to an AsyncClient: use its methods")
+        return self._client
+
+    def refresh(self) -> Approval:
+        return self._sync().approvals.get(self.id)
+
+    def wait(self, timeout: float | None = None) -> Approval:
+        """Block until the approval settles; ``TimeoutError`` after ``timeout`` seconds."""
+        return self._sync().approvals.wait(self.id, timeout=timeout)
+
+    def approve(self, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+        return self._sync().approvals.approve(self.id, comment=comment, form=form)
+
+    def reject(self, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+        return self._sync().approvals.reject(self.id, comment=comment, form=form)
+
+    def cancel(self, reason: str = "") -> Approval:
+        return self._sync().approvals.cancel(self.id, reason=reason)
+
+    def heartbeat(self) -> Approval:
+        return self._sync().approvals.heartbeat(self.id)
+
+
+@dataclass
+class _Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    retry: bool = False
+
+
+def _approval(data: Any) -> Approval:
+    return Approval.model_validate(data)
+
+
+def _approval_page(data: Any) -> schemas.Page[Approval]:
+    return schemas.Page[Approval].model_validate(data)
+
+
+class _ApprovalCalls:
+    """What each approvals method sends; shared by the sync and async clients."""
+
+    @staticmethod
+    def create(
+        *,
+        title: str,
+        approvers: list[str],
+        body: str,
+        context: dict[str, Any] | None,
+        labels: list[str] | None,
+        policy: schemas.PolicySpec | dict[str, Any] | None,
+        timeout: int | str,
+        on_timeout: str,
+        heartbeat_timeout: int | str | None,
+        callback_url: str | None,
+        idempotency_key: str | None,
+    ) -> _Call[Approval]:
+        spec = schemas.ApprovalCreate.model_validate(
+            {
+                "title": title,
+                "approvers": approvers,
+                "body": body,
+                "context": context or {},
+                "labels": labels or [],
+                "policy": policy or {},
+                "timeout": timeout,
+                "on_timeout": on_timeout,
+                "heartbeat_timeout": heartbeat_timeout,
+                "callback_url": callback_url,
+            }
+        )
+        key = idempotency_key or str(uuid.uuid4())
+        return _Call(
+            "POST",
+            "/v1/approvals",
+            _approval,
+            json=spec.model_dump(mode="json", exclude_none=True),
+            headers={"Idempotency-Key": key},
+            retry=True,
+        )
+
+    @staticmethod
+    def get(approval_id: str) -> _Call[Approval]:
+        return _Call("GET", f"/v1/approvals/{approval_id}", _approval, retry=True)
+
+    @staticmethod
+    def list(
+        status: str | None, label: str | None, requester: str | None, decidable: bool, cursor: str | None, limit: int
+    ) -> _Call[schemas.Page[Approval]]:
+        params = {"status": status, "label": label, "requester": requester, "cursor": cursor}
+        params = {k: v for k, v in params.items() if v is not None}
+        params |= {"limit": limit} | ({"decidable": "true"} if decidable else {})
+        return _Call("GET", "/v1/approvals", _approval_page, params=params, retry=True)
+
+    @staticmethod
+    def decide(
+        approval_id: str, verdict: str, comment: str, form: dict[str, Any] | None, channel: str
+    ) -> _Call[Approval]:
+        spec = schemas.DecisionCreate.model_validate(
+            {"verdict": verdict, "comment": comment, "form": form, "channel": channel}
+        )
+        return _Call(
+            "POST",
+            f"/v1/approvals/{approval_id}/decisions",
+            _approval,
+            json=spec.model_dump(mode="json"),
+        )
+
+    @staticmethod
+    def cancel(approval_id: str, reason: str) -> _Call[Approval]:
+        return _Call("POST", f"/v1/approvals/{approval_id}/cancel", _approval, json={"reason": reason})
+
+    @staticmethod
+    def heartbeat(approval_id: str) -> _Call[Approval]:
+        return _Call("POST", f"/v1/approvals/{approval_id}/heartbeat", _approval)
+
+    @staticmethod
+    def wait_once(approval_id: str, seconds: float) -> _Call[Approval]:
+        return _Call(
+            "GET",
+            f"/v1/approvals/{approval_id}/wait",
+            _approval,
+            params={"timeout": round(seconds, 3)},
+            retry=True,
+        )
+
+
+def _model(cls: type[Any]) -> Callable[[Any], Any]:
+    return cls.model_validate  # type: ignore[no-any-return]
+
+
+def _models(cls: type[Any]) -> Callable[[Any], Any]:
+    return lambda data: [cls.model_validate(item) for item in data]
+
+
+class _PeopleCalls:
+    @staticmethod
+    def create_user(email: str, name: str, role: str, kind: str) -> _Call[schemas.UserPublic]:
+        spec = schemas.UserCreate(email=email, name=name, role=role, kind=kind)  # type: ignore[arg-type]
+        return _Call("POST", "/v1/users", _model(schemas.UserPublic), json=spec.model_dump())
+
+    @staticmethod
+    def list_users() -> _Call[list[schemas.UserPublic]]:
+        return _Call("GET", "/v1/users", _models(schemas.UserPublic), retry=True)
+
+    @staticmethod
+    def me() -> _Call[schemas.UserPublic]:
+        return _Call("GET", "/v1/users/me", _model(schemas.UserPublic), retry=True)
+
+    @staticmethod
+    def create_team(name: str) -> _Call[schemas.TeamPublic]:
+        return _Call("POST", "/v1/teams", _model(schemas.TeamPublic), json={"name": name})
+
+    @staticmethod
+    def list_teams() -> _Call[list[schemas.TeamPublic]]:
+        return _Call("GET", "/v1/teams", _models(schemas.TeamPublic), retry=True)
+
+    @staticmethod
+    def add_member(team: str, user: str) -> _Call[schemas.TeamPublic]:
+        return _Call("POST", f"/v1/teams/{team}/members", _model(schemas.TeamPublic), json={"user": user})
+
+    @staticmethod
+    def create_key(user: str | None, name: str) -> _Call[schemas.ApiKeyCreated]:
+        body = schemas.ApiKeyCreate(user=user, name=name).model_dump(exclude_none=True)
+        return _Call("POST", "/v1/api-keys", _model(schemas.ApiKeyCreated), json=body)
+
+    @staticmethod
+    def list_keys() -> _Call[list[schemas.ApiKeyPublic]]:
+        return _Call("GET", "/v1/api-keys", _models(schemas.ApiKeyPublic), retry=True)
+
+    @staticmethod
+    def revoke_key(key_id: str) -> _Call[schemas.ApiKeyPublic]:
+        return _Call("POST", f"/v1/api-keys/{key_id}/revoke", _model(schemas.ApiKeyPublic))
+
+    @staticmethod
+    def audit(
+        object_id: str | None, action: str | None, cursor: str | None, limit: int
+    ) -> _Call[schemas.Page[schemas.AuditEntryPublic]]:
+        params = {"object_id": object_id, "action": action, "cursor": cursor, "limit": limit}
+        return _Call(
+            "GET",
+            "/v1/audit",
+            _model(schemas.Page[schemas.AuditEntryPublic]),
+            params={k: v for k, v in params.items() if v is not None},
+            retry=True,
+        )
+
+    @staticmethod
+    def verify_audit() -> _Call[schemas.AuditVerification]:
+        return _Call("GET", "/v1/audit/verify", _model(schemas.AuditVerification))
+
+    @staticmethod
+    def webhook_secret() -> _Call[schemas.WebhookSecret]:
+        return _Call("GET", "/v1/webhook-secret", _model(schemas.WebhookSecret), retry=True)
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"user-agent": f"signoff-python/{__version__}", "accept": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _result(call: _Call[T], response: httpx.Response) -> T:
+    if response.is_success:
+        return call.parse(response.json())
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500] or response.reason_phrase}
+    raise errors.from_problem(response.status_code, body if isinstance(body, dict) else {})
+
+
+def _should_retry(call: _Call[Any], attempt: int, response: httpx.Response | None) -> bool:
+    if not call.retry or attempt >= len(RETRY_DELAYS):
+        return False
+    return response is None or response.status_code in RETRY_STATUSES
+
+
+def _remaining(deadline: float | None) -> float:
+    return DEFAULT_WAIT_POLL if deadline is None else deadline - time.monotonic()
+
+
+class Client:
+    """A synchronous client. ``api_key`` may also be an approval's task token."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers=_headers(api_key),
+            timeout=httpx.Timeout(timeout, read=timeout + DEFAULT_WAIT_POLL),
+            transport=transport,
+        )
+        self.approvals = Approvals(self)
+        self.people = People(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: _Call[T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=call.headers
+                )
+            except httpx.TransportError as exc:
+                if not _should_retry(call, attempt, None):
+                    raise errors.ServerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+                response = None
+            if response is not None and not _should_retry(call, attempt, response):
+                return _result(call, response)
+            time.sleep(RETRY_DELAYS[attempt])
+            attempt += 1
+
+    def _bind(self, approval: Approval) -> Approval:
+        approval._client = self
+        return approval
+
+
+class Approvals:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        title: str,
+        approvers: list[str],
+        body: str = "",
+        context: dict[str, Any] | None = None,
+        labels: list[str] | None = None,
+        policy: schemas.PolicySpec | dict[str, Any] | None = None,
+        timeout: int | str = "24h",
+        on_timeout: str = "reject",
+        heartbeat_timeout: int | str | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Approval:
+        """Open an approval; the answer carries its task ``token``. Safe to retry: a key is
+        generated when you give none, and retries reuse it."""
+        call = _ApprovalCalls.create(
+            title=title,
+            approvers=approvers,
+            body=body,
+            context=context,
+            labels=labels,
+            policy=policy,
+            timeout=timeout,
+            on_timeout=on_timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
+        return self._client._bind(self._client._send(call))
+
+    def get(self, approval_id: str) -> Approval:
+        return self._client._bind(self._client._send(_ApprovalCalls.get(approval_id)))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        label: str | None = None,
+        requester: str | None = None,
+        decidable: bool = False,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> schemas.Page[Approval]:
+        page = self._client._send(_ApprovalCalls.list(status, label, requester, decidable, cursor, limit))
+        for item in page.items:
+            self._client._bind(item)
+        return page
+
+    def iterate(self, **filters: Any) -> Iterator[Approval]:
+        """Every matching approval, newest first, following cursors."""
+        cursor = None
+        while True:
+            page = self.list(cursor=cursor, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def decide(
+        self,
+        approval_id: str,
+        verdict: str,
+        *,
+        comment: str = "",
+        form: dict[str, Any] | None = None,
+        channel: str = "api",
+    ) -> Approval:
+        call = _ApprovalCalls.decide(approval_id, verdict, comment, form, channel)
+        return self._client._bind(self._client._send(call))
+
+    def approve(self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+        return self.decide(approval_id, "approve", comment=comment, form=form)
+
+    def reject(self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+        return self.decide(approval_id, "reject", comment=comment, form=form)
+
+    def cancel(self, approval_id: str, *, reason: str = "") -> Approval:
+        return self._client._bind(self._client._send(_ApprovalCalls.cancel(approval_id, reason)))
+
+    def heartbeat(self, approval_id: str) -> Approval:
+        return self._client._bind(self._client._send(_ApprovalCalls.heartbeat(approval_id)))
+
+    def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
+        """Long-poll until the approval settles; ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seconds = max(0.0, min(DEFAULT_WAIT_POLL, _remaining(deadline)))
+            approval = self._client._send(_ApprovalCalls.wait_once(approval_id, seconds))
+            if not approval.is_pending:
+                return self._client._bind(approval)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"approval {approval_id} is still pending after {timeout}s")
+
+
+class People:
+    """Users, teams, API keys, the audit log and the webhook secret."""
+
+    def __init__(self, client: Client) -> None:
+        self._send = client._send
+
+    def create_user(
+        self, email: str, *, name: str = "", role: str = "member", kind: str = "person"
+    ) -> schemas.UserPublic:
+        return self._send(_PeopleCalls.create_user(email, name, role, kind))
+
+    def list_users(self) -> list[schemas.UserPublic]:
+        return self._send(_PeopleCalls.list_users())
+
+    def me(self) -> schemas.UserPublic:
+        return self._send(_PeopleCalls.me())
+
+    def create_team(self, name: str) -> schemas.TeamPublic:
+        return self._send(_PeopleCalls.create_team(name))
+
+    def list_teams(self) -> list[schemas.TeamPublic]:
+        return self._send(_PeopleCalls.list_teams())
+
+    def add_member(self, team: str, user: str) -> schemas.TeamPublic:
+        return self._send(_PeopleCalls.add_member(team, user))
+
+    def create_key(self, *, user: str | None = None, name: str = "") -> schemas.ApiKeyCreated:
+        return self._send(_PeopleCalls.create_key(user, name))
+
+    def list_keys(self) -> list[schemas.ApiKeyPublic]:
+        return self._send(_PeopleCalls.list_keys())
+
+    def revoke_key(self, key_id: str) -> schemas.ApiKeyPublic:
+        return self._send(_PeopleCalls.revoke_key(key_id))
+
+    def audit(
+        self, *, object_id: str | None = None, action: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> schemas.Page[schemas.AuditEntryPublic]:
+        return self._send(_PeopleCalls.audit(object_id, action, cursor, limit))
+
+    def verify_audit(self) -> schemas.AuditVerification:
+        return self._send(_PeopleCalls.verify_audit())
+
+    def webhook_secret(self) -> str:
+        return self._send(_PeopleCalls.webhook_secret()).secret
+
+
+class AsyncClient:
+    """The asynchronous twin of ``Client``: the same methods, awaited."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers=_headers(api_key),
+            timeout=httpx.Timeout(timeout, read=timeout + DEFAULT_WAIT_POLL),
+            transport=transport,
+        )
+        self.approvals = AsyncApprovals(self)
+        self.people = AsyncPeople(self)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: _Call[T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=call.headers
+                )
+            except httpx.TransportError as exc:
+                if not _should_retry(call, attempt, None):
+                    raise errors.ServerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+                response = None
+            if response is not None and not _should_retry(call, attempt, response):
+                return _result(call, response)
+            await asyncio.sleep(RETRY_DELAYS[attempt])
+            attempt += 1
+
+
+class AsyncApprovals:
+    def __init__(self, client: AsyncClient) -> None:
+        self._send = client._send
+
+    async def create(
+        self,
+        *,
+        title: str,
+        approvers: list[str],
+        body: str = "",
+        context: dict[str, Any] | None = None,
+        labels: list[str] | None = None,
+        policy: schemas.PolicySpec | dict[str, Any] | None = None,
+        timeout: int | str = "24h",
+        on_timeout: str = "reject",
+        heartbeat_timeout: int | str | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Approval:
+        call = _ApprovalCalls.create(
+            title=title,
+            approvers=approvers,
+            body=body,
+            context=context,
+            labels=labels,
+            policy=policy,
+            timeout=timeout,
+            on_timeout=on_timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
+        return await self._send(call)
+
+    async def get(self, approval_id: str) -> Approval:
+        return await self._send(_ApprovalCalls.get(approval_id))
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        label: str | None = None,
+        requester: str | None = None,
+        decidable: bool = False,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> schemas.Page[Approval]:
+        return await self._send(_ApprovalCalls.list(status, label, requester, decidable, cursor, limit))
+
+    async def iterate(self, **filters: Any) -> AsyncIterator[Approval]:
+        cursor = None
+        while True:
+            page = await self.list(cursor=cursor, **filters)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def decide(
+        self,
+        approval_id: str,
+        verdict: str,
+        *,
+        comment: str = "",
+        form: dict[str, Any] | None = None,
+        channel: str = "api",
+    ) -> Approval:
+        return await self._send(_ApprovalCalls.decide(approval_id, verdict, comment, form, channel))
+
+    async def approve(
+        self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None
+    ) -> Approval:
+        return await self.decide(approval_id, "approve", comment=comment, form=form)
+
+    async def reject(
+        self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None
+    ) -> Approval:
+        return await self.decide(approval_id, "reject", comment=comment, form=form)
+
+    async def cancel(self, approval_id: str, *, reason: str = "") -> Approval:
+        return await self._send(_ApprovalCalls.cancel(approval_id, reason))
+
+    async def heartbeat(self, approval_id: str) -> Approval:
+        return await self._send(_ApprovalCalls.heartbeat(approval_id))
+
+    async def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seconds = max(0.0, min(DEFAULT_WAIT_POLL, _remaining(deadline)))
+            approval = await self._send(_ApprovalCalls.wait_once(approval_id, seconds))
+            if not approval.is_pending:
+                return approval
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"approval {approval_id} is still pending after {timeout}s")
+
+
+class AsyncPeople:
+    def __init__(self, client: AsyncClient) -> None:
+        self._send = client._send
+
+    async def create_user(
+        self, email: str, *, name: str = "", role: str = "member", kind: str = "person"
+    ) -> schemas.UserPublic:
+        return await self._send(_PeopleCalls.create_user(email, name, role, kind))
+
+    async def list_users(self) -> list[schemas.UserPublic]:
+        return await self._send(_PeopleCalls.list_users())
+
+    async def me(self) -> schemas.UserPublic:
+        return await self._send(_PeopleCalls.me())
+
+    async def create_team(self, name: str) -> schemas.TeamPublic:
+        return await self._send(_PeopleCalls.create_team(name))
+
+    async def list_teams(self) -> list[schemas.TeamPublic]:
+        return await self._send(_PeopleCalls.list_teams())
+
+    async def add_member(self, team: str, user: str) -> schemas.TeamPublic:
+        return await self._send(_PeopleCalls.add_member(team, user))
+
+    async def create_key(self, *, user: str | None = None, name: str = "") -> schemas.ApiKeyCreated:
+        return await self._send(_PeopleCalls.create_key(user, name))
+
+    async def list_keys(self) -> list[schemas.ApiKeyPublic]:
+        return await self._send(_PeopleCalls.list_keys())
+
+    async def revoke_key(self, key_id: str) -> schemas.ApiKeyPublic:
+        return await self._send(_PeopleCalls.revoke_key(key_id))
+
+    async def audit(
+        self, *, object_id: str | None = None, action: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> schemas.Page[schemas.AuditEntryPublic]:
+        return await self._send(_PeopleCalls.audit(object_id, action, cursor, limit))
+
+    async def verify_audit(self) -> schemas.AuditVerification:
+        return await self._send(_PeopleCalls.verify_audit())
+
+    async def webhook_secret(self) -> str:
+        return (await self._send(_PeopleCalls.webhook_secret())).secret

@@ -1,0 +1,207 @@
+"""signoff's exceptions. Each has a stable code and one HTTP status.
+
+The server turns them into problem+json bodies (``web/problems.py``); the SDK turns those
+bodies back into the same classes (``from_problem``), so a pipeline catches
+``errors.AlreadyDecided`` whether it talks to the server or runs inside it.
+
+* SignoffError
+  x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound
+  x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
+                        DuplicateDecision
+  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired
+  x PermissionDenied    NotAnApprover, RequesterCannotDecide
+  x Unauthenticated     InvalidSignature
+  x StoreUnavailable    (driver error kept as __cause__)
+  x SchemaBehind        (the database needs ``signoff db upgrade``)
+  x DeliveryFailed      (a sender could not hand an event over; transport error as __cause__)
+  x ServerError         (anything the server did not expect; only ever seen by clients)
+  x ServerUnreachable   (the SDK could not reach the server; transport error as __cause__)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SignoffError(Exception):
+    """signoff refused to do this."""
+
+    code: ClassVar[str] = "signoff_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "signoff refused to do this"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.title
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class NotFound(SignoffError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+    title = "No such approval"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    title = "No such user"
+
+
+class TeamNotFound(NotFound):
+    code = "team_not_found"
+    title = "No such team"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    title = "No such API key"
+
+
+class Conflict(SignoffError):
+    code = "conflict"
+    status = 409
+    title = "Conflict with the current state"
+
+
+class AlreadyDecided(Conflict):
+    """The approval settled before this decision arrived; ``extra`` carries the outcome."""
+
+    code = "already_decided"
+    title = "The approval is already decided"
+
+
+class AlreadySettled(Conflict):
+    """Cancel or heartbeat on an approval that is no longer pending."""
+
+    code = "already_settled"
+    title = "The approval is no longer pending"
+
+
+class DuplicateDecision(Conflict):
+    code = "duplicate_decision"
+    title = "You already decided on this approval"
+
+
+class DuplicateName(Conflict):
+    code = "duplicate_name"
+    title = "The name is taken"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    title = "The Idempotency-Key was used with a different request"
+
+
+class InvalidInput(SignoffError):
+    code = "invalid_input"
+    status = 422
+    title = "The request is not valid"
+
+
+class UnknownApprover(InvalidInput):
+    code = "unknown_approver"
+    title = "An approver does not exist"
+
+
+class InvalidForm(InvalidInput):
+    """Decision form data that does not match the policy's JSON Schema."""
+
+    code = "invalid_form"
+    title = "The decision form is not valid"
+
+
+class CommentRequired(InvalidInput):
+    code = "comment_required"
+    title = "The policy requires a comment"
+
+
+class PermissionDenied(SignoffError):
+    code = "permission_denied"
+    status = 403
+    title = "Not allowed"
+
+
+class NotAnApprover(PermissionDenied):
+    code = "not_an_approver"
+    title = "You are not an approver of this approval"
+
+
+class RequesterCannotDecide(PermissionDenied):
+    code = "requester_cannot_decide"
+    title = "The requester may not decide this approval"
+
+
+class Unauthenticated(SignoffError):
+    code = "unauthenticated"
+    status = 401
+    title = "Missing or invalid credentials"
+
+
+class InvalidSignature(Unauthenticated):
+    """A webhook whose signature or timestamp does not verify (``signoff.webhooks.verify``)."""
+
+    code = "invalid_signature"
+    title = "The webhook signature is not valid"
+
+
+class StoreUnavailable(SignoffError):
+    code = "store_unavailable"
+    status = 503
+    title = "The database is unavailable"
+
+
+class SchemaBehind(SignoffError):
+    code = "schema_behind"
+    status = 503
+    title = "The database schema is behind this version; run `signoff db upgrade`"
+
+
+class DeliveryFailed(SignoffError):
+    code = "delivery_failed"
+    status = 502
+    title = "The event could not be delivered"
+
+
+class ServerError(SignoffError):
+    code = "internal_error"
+    status = 500
+    title = "The server failed unexpectedly"
+
+
+class ServerUnreachable(SignoffError):
+    code = "server_unreachable"
+    status = 503
+    title = "The signoff server could not be reached"
+
+
+def all_classes() -> list[type[SignoffError]]:
+    """Every error class, the root included, in definition order."""
+    found: list[type[SignoffError]] = []
+    pending: list[type[SignoffError]] = [SignoffError]
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def from_problem(status: int, body: dict[str, Any]) -> SignoffError:
+    """The exception a problem+json body stands for (the SDK's side of the boundary)."""
+    by_code = {cls.code: cls for cls in all_classes()}
+    code = str(body.get("code", ""))
+    cls = by_code.get(code) or _by_status(status)
+    known = {"type", "title", "status", "detail", "code", "instance"}
+    extra = {key: value for key, value in body.items() if key not in known}
+    return cls(str(body.get("detail") or body.get("title") or cls.title), **extra)
+
+
+def _by_status(status: int) -> type[SignoffError]:
+    for cls in (NotFound, Conflict, InvalidInput, PermissionDenied, Unauthenticated):
+        if cls.status == status:
+            return cls
+    return ServerError if status >= 500 else SignoffError

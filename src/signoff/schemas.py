@@ -1,0 +1,229 @@
+"""The wire: Pydantic v2 models of every request and response body. No I/O.
+
+Shared by the server (it parses requests into ``*Create`` models and answers with ``*Public``
+ones) and the SDK (it sends and parses the same models), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+Status = Literal["pending", "approved", "rejected", "expired", "canceled"]
+Verdict = Literal["approve", "reject"]
+OnTimeout = Literal["reject", "approve", "expire"]
+Duration = int | str
+
+T = TypeVar("T")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass ``next_cursor`` as ``cursor`` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PolicySpec(_Model):
+    """Decision rules of one approval."""
+
+    quorum: int = Field(default=1, ge=1, le=100, description="Approvals needed to approve.")
+    rejections_to_reject: int = Field(
+        default=1, ge=1, le=100, description="Rejections that reject (1: any rejection rejects)."
+    )
+    requester_can_decide: bool = Field(
+        default=False, description="Whether the requester may decide their own approval."
+    )
+    comment_required: bool = False
+    form: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema that approve decisions' form data must match."
+    )
+
+
+class ApprovalCreate(_Model):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(default="", description="Markdown, at most 64 KiB.")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="JSON shown to approvers, at most 256 KiB."
+    )
+    labels: list[str] = Field(default_factory=list, max_length=20)
+    approvers: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Users (email or id, or 'user:<email>') and teams ('team:<name>').",
+    )
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    timeout: Duration = Field(default="24h", description="Seconds, or '90s', '30m', '24h', '7d'.")
+    on_timeout: OnTimeout = "reject"
+    heartbeat_timeout: Duration | None = Field(
+        default=None, description="Expire when the workflow stops heartbeating for this long."
+    )
+    callback_url: HttpUrl | None = Field(
+        default=None, description="Receives the signed approval.settled webhook."
+    )
+
+
+class DecisionCreate(_Model):
+    verdict: Verdict
+    comment: str = Field(default="", max_length=10_000)
+    form: dict[str, Any] | None = None
+    channel: Literal["api", "cli"] = "api"
+
+
+class ApproverPublic(BaseModel):
+    kind: Literal["user", "team"]
+    id: str
+    name: str
+
+
+class DecisionPublic(BaseModel):
+    id: str
+    user_id: str
+    user: str
+    verdict: Verdict
+    comment: str
+    form: dict[str, Any] | None
+    channel: str
+    decided_at: datetime
+
+
+class ApprovalPublic(BaseModel):
+    id: str
+    url: str
+    title: str
+    body: str
+    context: dict[str, Any]
+    labels: list[str]
+    status: Status
+    requester_id: str
+    approvers: list[ApproverPublic]
+    policy: PolicySpec
+    on_timeout: OnTimeout
+    created_at: datetime
+    deadline_at: datetime
+    heartbeat_timeout_seconds: int | None
+    heartbeat_deadline_at: datetime | None
+    callback_url: str | None
+    outcome: dict[str, Any] | None
+    settled_at: datetime | None
+    decisions: list[DecisionPublic]
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+
+class ApprovalCreated(ApprovalPublic):
+    token: str = Field(
+        description="Capability to read, wait on, heartbeat and cancel this approval only."
+    )
+
+
+class UserCreate(_Model):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field(default="", max_length=200)
+    role: Literal["admin", "member"] = "member"
+    kind: Literal["person", "service"] = "person"
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+    kind: str
+    is_active: bool
+    created_at: datetime
+
+
+class TeamCreate(_Model):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class TeamPublic(BaseModel):
+    id: str
+    name: str
+    member_ids: list[str]
+    created_at: datetime
+
+
+class TeamMemberAdd(_Model):
+    user: str = Field(description="Email or id of the user.")
+
+
+class ApiKeyCreate(_Model):
+    name: str = Field(default="", max_length=200)
+    user: str | None = Field(default=None, description="Email or id; default: yourself.")
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The secret; shown this once and never again.")
+
+
+class AuditEntryPublic(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+    client_addr: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditBreak(BaseModel):
+    seq: int
+    reason: str
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    checked: int
+    first_break: AuditBreak | None = None
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    event_type: str
+    target_kind: str
+    target: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="Standard Webhooks secret (whsec_...) that signs callbacks.")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details with signoff's stable ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str

@@ -1,0 +1,403 @@
+"""Approval use cases: create, read, decide, cancel, heartbeat, and settle at the deadline.
+
+Every change locks the approval row (``FOR UPDATE`` on PostgreSQL; the write lock on SQLite),
+re-checks the state it found, and settles with ``UPDATE ... WHERE status = 'pending'``, so the
+first settlement wins and no decision is applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from signoff import errors, schemas
+from signoff.domain import approvals, deliveries, events, ids, policies
+from signoff.domain.approvals import Approval, ApproverRef, Reason, Status
+from signoff.domain.principals import Context, User
+from signoff.services import journal
+from signoff.store import approvals as store
+from signoff.store import outbox, principals
+from signoff.store.engine import Database
+
+SCHEDULE = "schedule"  # notification topic: a deadline may have moved earlier
+SETTLED = "approval"  # notification topic: this approval left pending
+DELIVERY = "delivery"  # notification topic: a delivery is due
+
+
+@dataclass(frozen=True)
+class Created:
+    approval: Approval
+    token: str
+    replayed: bool  # an Idempotency-Key replay: nothing new was created
+
+
+def create(
+    db: Database,
+    ctx: Context,
+    spec: schemas.ApprovalCreate,
+    *,
+    secret_key: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Created:
+    user = _require_user(ctx)
+    request_hash = _request_hash(spec)
+    try:
+        return _create(db, ctx, user, spec, secret_key, idempotency_key, request_hash, now)
+    except errors.Conflict as exc:
+        # Two requests with one Idempotency-Key raced on PostgreSQL; the loser replays.
+        if type(exc) is not errors.Conflict or idempotency_key is None:
+            raise
+        with db.read() as session:
+            found = store.find_by_idempotency_key(session, user.id, idempotency_key)
+        if found is None:
+            raise
+        return _replay(found, request_hash, secret_key)
+
+
+def _create(
+    db: Database,
+    ctx: Context,
+    user: User,
+    spec: schemas.ApprovalCreate,
+    secret_key: str,
+    idempotency_key: str | None,
+    request_hash: str,
+    now: datetime | None,
+) -> Created:
+    approvals.check_sizes(spec.title, spec.body, len(json.dumps(spec.context)))
+    policy = policies.Policy(**spec.policy.model_dump())
+    timeout = policies.parse_duration(spec.timeout)
+    heartbeat = (
+        policies.parse_duration(spec.heartbeat_timeout, name="heartbeat_timeout")
+        if spec.heartbeat_timeout is not None
+        else None
+    )
+    now = now or datetime.now(UTC)
+    with db.write() as session:
+        if idempotency_key is not None:
+            found = store.find_by_idempotency_key(session, user.id, idempotency_key)
+            if found is not None:
+                return _replay(found, request_hash, secret_key)
+        approval = Approval(
+            id=ids.new_id("ap"),
+            title=spec.title,
+            body=spec.body,
+            context=spec.context,
+            labels=sorted(set(spec.labels)),
+            requester_id=user.id,
+            approvers=_resolve_approvers(session, spec.approvers),
+            policy=policy,
+            status=Status.PENDING,
+            on_timeout=approvals.OnTimeout(spec.on_timeout),
+            created_at=now,
+            deadline_at=now + timedelta(seconds=timeout),
+            heartbeat_timeout_seconds=heartbeat,
+            heartbeat_at=now if heartbeat else None,
+            callback_url=str(spec.callback_url) if spec.callback_url else None,
+        )
+        store.insert_approval(session, approval, idempotency_key, request_hash)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="approval.create",
+            object_type="approval",
+            object_id=approval.id,
+            after=_summary(approval),
+            event_type=events.APPROVAL_CREATED,
+            event_data=approvals.as_json(approval),
+        )
+        db.notify(session, SCHEDULE)
+    return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
+
+
+def _replay(found: tuple[Approval, str | None], request_hash: str, secret_key: str) -> Created:
+    approval, stored_hash = found
+    if stored_hash != request_hash:
+        raise errors.IdempotencyConflict(
+            "this Idempotency-Key was used for a different request", approval_id=approval.id
+        )
+    return Created(approval, ids.task_token(secret_key, approval.id), replayed=True)
+
+
+def get(db: Database, ctx: Context, approval_id: str) -> Approval:
+    with db.read() as session:
+        approval = store.get_approval(session, approval_id)
+        _check_can_see(session, ctx, approval)
+    return approval
+
+
+def list_approvals(
+    db: Database,
+    ctx: Context,
+    *,
+    status: Status | None = None,
+    label: str | None = None,
+    requester: str | None = None,
+    decidable_by_me: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Approval], str | None]:
+    user = _require_user(ctx)
+    with db.read() as session:
+        me = (user.id, ctx.principal.team_ids)
+        requester_id = principals.get_user(session, requester).id if requester else None
+        filters = store.Filters(
+            status=status,
+            label=label,
+            requester_id=requester_id,
+            decidable_by=me if decidable_by_me else None,
+            visible_to=None if ctx.principal.is_admin else me,
+        )
+        return store.list_approvals(session, filters, cursor=cursor, limit=limit)
+
+
+def decide(
+    db: Database,
+    ctx: Context,
+    approval_id: str,
+    spec: schemas.DecisionCreate,
+    *,
+    channel: approvals.Channel | None = None,
+    now: datetime | None = None,
+) -> Approval:
+    """Record one approver's verdict; settle the approval when the policy is met."""
+    user = _require_user(ctx)
+    verdict = approvals.Verdict(spec.verdict)
+    now = now or datetime.now(UTC)
+    with db.write() as session:
+        approval = store.get_approval(session, approval_id, for_update=True)
+        approvals.check_can_decide(
+            approval,
+            user_id=user.id,
+            team_ids=set(principals.team_ids_of(session, user.id)),
+            verdict=verdict,
+            comment=spec.comment,
+            form=spec.form,
+        )
+        decision = approvals.Decision(
+            id=ids.new_id("dec"),
+            approval_id=approval.id,
+            user_id=user.id,
+            user_email=user.email,
+            verdict=verdict,
+            comment=spec.comment,
+            form=spec.form,
+            channel=channel or approvals.Channel(spec.channel),
+            decided_at=now,
+        )
+        store.insert_decision(session, decision)
+        approval.decisions.append(decision)
+        decision_json = approvals.decision_json(decision)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="approval.decide",
+            object_type="approval",
+            object_id=approval.id,
+            after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
+            event_type=events.APPROVAL_DECIDED,
+            event_data={"approval_id": approval.id, "decision": decision_json},
+        )
+        settled_as = approvals.settlement(approval.policy, approval.decisions)
+        if settled_as is not None:
+            _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
+    return approval
+
+
+def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") -> Approval:
+    now = datetime.now(UTC)
+    with db.write() as session:
+        approval = store.get_approval(session, approval_id, for_update=True)
+        _check_can_manage(ctx, approval)
+        if not approval.is_pending:
+            raise errors.AlreadySettled(
+                f"approval {approval.id} is already {approval.status.value}",
+                status=approval.status.value,
+            )
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="approval.cancel",
+            object_type="approval",
+            object_id=approval.id,
+            after={"reason": reason},
+            event_type=events.APPROVAL_CANCELED,
+            event_data={"approval_id": approval.id, "reason": reason},
+        )
+        _settle(db, session, ctx, approval, Status.CANCELED, Reason.CANCELED, now)
+    return approval
+
+
+def heartbeat(db: Database, ctx: Context, approval_id: str) -> Approval:
+    """The workflow is still alive: push the heartbeat deadline out. Not audited: it changes
+    no state anyone decides on, and a busy pipeline may beat every few seconds."""
+    now = datetime.now(UTC)
+    with db.write() as session:
+        approval = store.get_approval(session, approval_id, for_update=True)
+        _check_can_manage(ctx, approval)
+        if not approval.is_pending:
+            raise errors.AlreadySettled(
+                f"approval {approval.id} is already {approval.status.value}",
+                status=approval.status.value,
+            )
+        approval.heartbeat_at = now
+        store.record_heartbeat(session, approval)
+    return approval
+
+
+def expire_due(db: Database, ctx: Context, *, now: datetime | None = None, limit: int = 200) -> int:
+    """Settle every approval whose deadline or heartbeat deadline has passed; how many."""
+    now = now or datetime.now(UTC)
+    with db.read() as session:
+        due = store.due_approval_ids(session, now, limit)
+    return sum(_expire(db, ctx, approval_id, now) for approval_id in due)
+
+
+def _expire(db: Database, ctx: Context, approval_id: str, now: datetime) -> bool:
+    with db.write() as session:
+        approval = store.get_approval(session, approval_id, for_update=True)
+        if not approval.is_pending or approval.due_at > now:
+            return False  # decided, or heartbeat moved, since we looked
+        heartbeat_deadline = approval.heartbeat_deadline_at
+        if heartbeat_deadline is not None and heartbeat_deadline < approval.deadline_at:
+            reason, status = Reason.HEARTBEAT, Status.EXPIRED
+        else:
+            reason, status = Reason.TIMEOUT, approvals.timeout_status(approval.on_timeout)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="approval.expire",
+            object_type="approval",
+            object_id=approval.id,
+            after={"reason": reason.value, "status": status.value},
+            event_type=events.APPROVAL_EXPIRED,
+            event_data={"approval_id": approval.id, "reason": reason.value, "status": status.value},
+        )
+        _settle(db, session, ctx, approval, status, reason, now)
+    return True
+
+
+def next_due_at(db: Database) -> datetime | None:
+    with db.read() as session:
+        return store.next_due_at(session)
+
+
+def settled_among(db: Database, approval_ids: list[str]) -> list[str]:
+    with db.read() as session:
+        return store.settled_among(session, approval_ids)
+
+
+def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[dict[str, Any]]:
+    with db.read() as session:
+        _check_can_see(session, ctx, store.get_approval(session, approval_id))
+        return outbox.deliveries_of_subject(session, approval_id)
+
+
+def _settle(
+    db: Database,
+    session: Session,
+    ctx: Context,
+    approval: Approval,
+    status: Status,
+    reason: Reason,
+    now: datetime,
+    last: approvals.Decision | None = None,
+) -> None:
+    outcome = approvals.outcome(status, reason, last)
+    if not store.settle(session, approval.id, status, outcome, now):
+        raise errors.AlreadyDecided(status=approval.status.value, outcome=approval.outcome)
+    approval.status, approval.outcome, approval.settled_at = status, outcome, now
+    event = journal.record(
+        session,
+        ctx,
+        at=now,
+        action="approval.settle",
+        object_type="approval",
+        object_id=approval.id,
+        before={"status": Status.PENDING.value},
+        after={"status": status.value, "reason": reason.value},
+        event_type=events.APPROVAL_SETTLED,
+        event_data=approvals.as_json(approval),
+    )
+    if approval.callback_url and event is not None:
+        outbox.insert_delivery(
+            session,
+            delivery_id=ids.new_sortable_id("msg"),
+            event=event,
+            target_kind=deliveries.TargetKind.CALLBACK,
+            target=approval.callback_url,
+        )
+        db.notify(session, DELIVERY)
+    db.notify(session, SETTLED, approval.id)
+
+
+def _resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
+    resolved: dict[tuple[str, str], ApproverRef] = {}
+    for ref in refs:
+        kind, _, name = ref.partition(":") if ":" in ref else ("user", "", ref)
+        try:
+            if kind == "team":
+                team = principals.get_team(session, name)
+                resolved[("team", team.id)] = ApproverRef("team", team.id, team.name)
+            elif kind == "user":
+                user = principals.get_user(session, name.lower() if "@" in name else name)
+                resolved[("user", user.id)] = ApproverRef("user", user.id, user.email)
+            else:
+                raise errors.UnknownApprover(f"approver {ref!r} is not 'user:...' or 'team:...'")
+        except errors.NotFound as exc:
+            raise errors.UnknownApprover(f"no such approver: {ref!r}", approver=ref) from exc
+    return list(resolved.values())
+
+
+def _request_hash(spec: schemas.ApprovalCreate) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _summary(approval: Approval) -> dict[str, Any]:
+    return {
+        "title": approval.title,
+        "status": approval.status.value,
+        "approvers": [f"{r.kind}:{r.name}" for r in approval.approvers],
+        "deadline_at": approval.deadline_at.isoformat(),
+        "on_timeout": approval.on_timeout.value,
+    }
+
+
+def _require_user(ctx: Context) -> User:
+    if ctx.principal.user is None:
+        raise errors.PermissionDenied("this needs an API key of a user, not a task token")
+    return ctx.principal.user
+
+
+def _check_can_see(session: Session, ctx: Context, approval: Approval) -> None:
+    principal = ctx.principal
+    if principal.is_admin or principal.approval_id == approval.id:
+        return
+    user = principal.user
+    if user is not None and (
+        user.id == approval.requester_id
+        or approvals.is_approver(approval, user_id=user.id, team_ids=set(principal.team_ids))
+    ):
+        return
+    raise errors.ApprovalNotFound(f"no approval {approval.id!r}")
+
+
+def _check_can_manage(ctx: Context, approval: Approval) -> None:
+    """Cancel and heartbeat: the workflow's token, the requester, or an admin."""
+    principal = ctx.principal
+    if principal.is_admin or principal.approval_id == approval.id:
+        return
+    if principal.user is not None and principal.user.id == approval.requester_id:
+        return
+    raise errors.PermissionDenied("only the requester, its task token or an admin may do this")

@@ -1,0 +1,253 @@
+"""People and credentials: users, teams, API keys, and turning a bearer credential into a
+principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from signoff import errors
+from signoff.domain import ids
+from signoff.domain.principals import (
+    ApiKey,
+    Context,
+    Principal,
+    Role,
+    Team,
+    User,
+    UserKind,
+    system_context,
+)
+from signoff.services import journal
+from signoff.store import principals as store
+from signoff.store.engine import Database
+
+ADMIN_EMAIL = "admin@signoff.localhost"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # coarser than this would cost a write per request
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    secret: str
+
+
+def authenticate(db: Database, credential: str, *, secret_key: str) -> Principal:
+    """The principal a bearer credential stands for: an API key or a task token."""
+    if credential.startswith("sot_"):
+        approval_id = ids.approval_id_of_token(secret_key, credential)
+        if approval_id is None:
+            raise errors.Unauthenticated("the task token is not valid")
+        return Principal(approval_id=approval_id)
+    with db.read() as session:
+        found = store.find_api_key_by_hash(session, ids.digest(credential))
+        if found is None:
+            raise errors.Unauthenticated("the API key is not valid")
+        key, user = found
+        if key.is_revoked:
+            raise errors.Unauthenticated("the API key was revoked")
+        if not user.is_active:
+            raise errors.Unauthenticated("the API key's user is disabled")
+        team_ids = store.team_ids_of(session, user.id)
+    now = datetime.now(UTC)
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        with db.write() as session:
+            store.touch_api_key(session, key.id, now)
+    return Principal(user=user, team_ids=team_ids, api_key_id=key.id)
+
+
+def create_user(
+    db: Database,
+    ctx: Context,
+    *,
+    email: str,
+    name: str = "",
+    role: Role = Role.MEMBER,
+    kind: UserKind = UserKind.PERSON,
+) -> User:
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    user = User(
+        id=ids.new_id("usr"),
+        email=email.strip().lower(),
+        name=name or email.split("@")[0],
+        role=role,
+        kind=kind,
+        is_active=True,
+        created_at=now,
+    )
+    with db.write() as session:
+        store.insert_user(session, user)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="user.create",
+            object_type="user",
+            object_id=user.id,
+            after={"email": user.email, "role": role.value, "kind": kind.value},
+        )
+    return user
+
+
+def list_users(db: Database, ctx: Context) -> list[User]:
+    _require_admin(ctx)
+    with db.read() as session:
+        return store.list_users(session)
+
+
+def create_team(db: Database, ctx: Context, *, name: str) -> Team:
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    team = Team(id=ids.new_id("team"), name=name, created_at=now)
+    with db.write() as session:
+        store.insert_team(session, team)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="team.create",
+            object_type="team",
+            object_id=team.id,
+            after={"name": name},
+        )
+    return team
+
+
+def list_teams(db: Database, ctx: Context) -> list[Team]:
+    if ctx.principal.user is None and not ctx.principal.is_admin:
+        raise errors.PermissionDenied("listing teams needs a user's API key")
+    with db.read() as session:
+        return store.list_teams(session)
+
+
+def add_member(db: Database, ctx: Context, *, team: str, user: str) -> Team:
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    with db.write() as session:
+        found_team = store.get_team(session, team)
+        found_user = store.get_user(session, user.lower() if "@" in user else user)
+        if store.add_member(session, found_team.id, found_user.id):
+            journal.record(
+                session,
+                ctx,
+                at=now,
+                action="team.add_member",
+                object_type="team",
+                object_id=found_team.id,
+                after={"user_id": found_user.id, "email": found_user.email},
+            )
+        return store.get_team(session, found_team.id)
+
+
+def create_api_key(
+    db: Database, ctx: Context, *, user: str | None = None, name: str = ""
+) -> CreatedKey:
+    """A new key for ``user`` (admins) or for the caller; the secret is returned only here."""
+    secret = ids.new_api_key()
+    with db.write() as session:
+        owner = _key_owner(session, ctx, user)
+        return CreatedKey(_insert_key(session, ctx, owner, name, secret), secret)
+
+
+def list_api_keys(db: Database, ctx: Context) -> list[ApiKey]:
+    caller = ctx.principal.user
+    if not ctx.principal.is_admin and caller is None:
+        raise errors.PermissionDenied("listing keys needs a user's API key")
+    with db.read() as session:
+        return store.list_api_keys(
+            session, None if ctx.principal.is_admin or caller is None else caller.id
+        )
+
+
+def revoke_api_key(db: Database, ctx: Context, key_id: str) -> ApiKey:
+    now = datetime.now(UTC)
+    with db.write() as session:
+        key = store.get_api_key(session, key_id)
+        caller = ctx.principal.user
+        if not ctx.principal.is_admin and (caller is None or caller.id != key.user_id):
+            raise errors.ApiKeyNotFound(f"no API key {key_id!r}")
+        store.revoke_api_key(session, key.id, now)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="api_key.revoke",
+            object_type="api_key",
+            object_id=key.id,
+            after={"user_id": key.user_id},
+        )
+        return store.get_api_key(session, key.id)
+
+
+def ensure_admin_key(db: Database, secret: str) -> None:
+    """Make sure an admin API key with this exact value exists (``SIGNOFF_ADMIN_API_KEY``)."""
+    ctx = system_context("settings")
+    with db.write() as session:
+        if store.find_api_key_by_hash(session, ids.digest(secret)) is not None:
+            return
+        admin = store.find_user_by_email(session, ADMIN_EMAIL)
+        if admin is None:
+            admin = User(
+                id=ids.new_id("usr"),
+                email=ADMIN_EMAIL,
+                name="admin",
+                role=Role.ADMIN,
+                kind=UserKind.SERVICE,
+                is_active=True,
+                created_at=datetime.now(UTC),
+            )
+            store.insert_user(session, admin)
+            journal.record(
+                session,
+                ctx,
+                at=admin.created_at,
+                action="user.create",
+                object_type="user",
+                object_id=admin.id,
+                after={"email": admin.email, "role": "admin", "kind": "service"},
+            )
+        _insert_key(session, ctx, admin, "SIGNOFF_ADMIN_API_KEY", secret)
+
+
+def _key_owner(session: Session, ctx: Context, user: str | None) -> User:
+    caller = ctx.principal.user
+    if user is None:
+        if caller is None:
+            raise errors.InvalidInput("say which user the key is for", field="user")
+        return caller
+    owner = store.get_user(session, user.lower() if "@" in user else user)
+    if not ctx.principal.is_admin and (caller is None or caller.id != owner.id):
+        raise errors.PermissionDenied("only admins create keys for other users")
+    return owner
+
+
+def _insert_key(session: Session, ctx: Context, owner: User, name: str, secret: str) -> ApiKey:
+    now = datetime.now(UTC)
+    key = ApiKey(
+        id=ids.new_id("key"),
+        user_id=owner.id,
+        name=name,
+        prefix=secret[:8],
+        created_at=now,
+        last_used_at=None,
+        revoked_at=None,
+    )
+    store.insert_api_key(session, key, ids.digest(secret))
+    journal.record(
+        session,
+        ctx,
+        at=now,
+        action="api_key.create",
+        object_type="api_key",
+        object_id=key.id,
+        after={"user_id": owner.id, "name": name},
+    )
+    return key
+
+
+def _require_admin(ctx: Context) -> None:
+    if not ctx.principal.is_admin:
+        raise errors.PermissionDenied("this needs an admin")

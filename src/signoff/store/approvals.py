@@ -1,0 +1,286 @@
+"""Approvals, their approvers, labels and decisions."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from signoff import errors
+from signoff.domain import approvals, policies
+from signoff.domain.approvals import Approval, ApproverRef, Decision
+from signoff.store.tables import ApprovalApproverRow, ApprovalLabelRow, ApprovalRow, DecisionRow
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: approvals.Status | None = None
+    label: str | None = None
+    requester_id: str | None = None
+    decidable_by: tuple[str, frozenset[str]] | None = None  # (user id, team ids)
+    visible_to: tuple[str, frozenset[str]] | None = None  # None: everything (admins)
+
+
+def insert_approval(
+    session: Session, approval: Approval, idempotency_key: str | None, request_hash: str | None
+) -> None:
+    session.execute(
+        insert(ApprovalRow).values(
+            id=approval.id,
+            title=approval.title,
+            body=approval.body,
+            context=approval.context,
+            labels=approval.labels,
+            requester_id=approval.requester_id,
+            approvers=[{"kind": r.kind, "id": r.id, "name": r.name} for r in approval.approvers],
+            policy=approval.policy.as_json(),
+            status=approval.status.value,
+            on_timeout=approval.on_timeout.value,
+            created_at=approval.created_at,
+            deadline_at=approval.deadline_at,
+            heartbeat_timeout_seconds=approval.heartbeat_timeout_seconds,
+            heartbeat_at=approval.heartbeat_at,
+            due_at=approval.due_at,
+            callback_url=approval.callback_url,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    )
+    session.execute(
+        insert(ApprovalApproverRow),
+        [{"approval_id": approval.id, "kind": r.kind, "ref_id": r.id} for r in approval.approvers],
+    )
+    if approval.labels:
+        session.execute(
+            insert(ApprovalLabelRow),
+            [{"approval_id": approval.id, "label": label} for label in approval.labels],
+        )
+
+
+def find_by_idempotency_key(
+    session: Session, requester_id: str, key: str
+) -> tuple[Approval, str | None] | None:
+    row = session.scalars(
+        select(ApprovalRow).where(
+            ApprovalRow.requester_id == requester_id, ApprovalRow.idempotency_key == key
+        )
+    ).one_or_none()
+    return (_with_decisions(session, [row])[0], row.request_hash) if row else None
+
+
+def get_approval(session: Session, approval_id: str, *, for_update: bool = False) -> Approval:
+    query = select(ApprovalRow).where(ApprovalRow.id == approval_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise errors.ApprovalNotFound(f"no approval {approval_id!r}")
+    return _with_decisions(session, [row])[0]
+
+
+def insert_decision(session: Session, decision: Decision) -> None:
+    session.execute(
+        insert(DecisionRow).values(
+            id=decision.id,
+            approval_id=decision.approval_id,
+            user_id=decision.user_id,
+            user_email=decision.user_email,
+            verdict=decision.verdict.value,
+            comment=decision.comment,
+            form=decision.form,
+            channel=decision.channel.value,
+            decided_at=decision.decided_at,
+        )
+    )
+
+
+def settle(
+    session: Session,
+    approval_id: str,
+    status: approvals.Status,
+    outcome: dict[str, object],
+    at: datetime,
+) -> bool:
+    """Move a pending approval to ``status``; False if it had already left pending."""
+    result = session.execute(
+        update(ApprovalRow)
+        .where(ApprovalRow.id == approval_id, ApprovalRow.status == approvals.Status.PENDING.value)
+        .values(status=status.value, outcome=outcome, settled_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_heartbeat(session: Session, approval: Approval) -> None:
+    session.execute(
+        update(ApprovalRow)
+        .where(ApprovalRow.id == approval.id)
+        .values(heartbeat_at=approval.heartbeat_at, due_at=approval.due_at)
+    )
+
+
+def due_approval_ids(session: Session, now: datetime, limit: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(ApprovalRow.id)
+            .where(ApprovalRow.status == approvals.Status.PENDING.value, ApprovalRow.due_at <= now)
+            .order_by(ApprovalRow.due_at)
+            .limit(limit)
+        )
+    )
+
+
+def next_due_at(session: Session) -> datetime | None:
+    return session.scalars(
+        select(ApprovalRow.due_at)
+        .where(ApprovalRow.status == approvals.Status.PENDING.value)
+        .order_by(ApprovalRow.due_at)
+        .limit(1)
+    ).first()
+
+
+def settled_among(session: Session, approval_ids: list[str]) -> list[str]:
+    """Which of ``approval_ids`` are no longer pending (one query for any number of waiters)."""
+    return list(
+        session.scalars(
+            select(ApprovalRow.id).where(
+                ApprovalRow.id.in_(approval_ids),
+                ApprovalRow.status != approvals.Status.PENDING.value,
+            )
+        )
+    )
+
+
+def list_approvals(
+    session: Session, filters: Filters, *, cursor: str | None, limit: int
+) -> tuple[list[Approval], str | None]:
+    """A page of approvals, newest first, and the cursor of the next page."""
+    query = select(ApprovalRow).where(*_conditions(filters))
+    if cursor:
+        created_at, approval_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                ApprovalRow.created_at < created_at,
+                and_(ApprovalRow.created_at == created_at, ApprovalRow.id < approval_id),
+            )
+        )
+    query = query.order_by(ApprovalRow.created_at.desc(), ApprovalRow.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return _with_decisions(session, page), next_cursor
+
+
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        found.append(ApprovalRow.status == filters.status.value)
+    if filters.label is not None:
+        found.append(
+            exists().where(
+                ApprovalLabelRow.approval_id == ApprovalRow.id,
+                ApprovalLabelRow.label == filters.label,
+            )
+        )
+    if filters.requester_id is not None:
+        found.append(ApprovalRow.requester_id == filters.requester_id)
+    if filters.visible_to is not None:
+        user_id, team_ids = filters.visible_to
+        found.append(or_(ApprovalRow.requester_id == user_id, _approver_is(user_id, team_ids)))
+    if filters.decidable_by is not None:
+        user_id, team_ids = filters.decidable_by
+        found += [
+            ApprovalRow.status == approvals.Status.PENDING.value,
+            _approver_is(user_id, team_ids),
+            or_(
+                ApprovalRow.requester_id != user_id,
+                ApprovalRow.policy["requester_can_decide"].as_boolean(),
+            ),
+            ~exists().where(
+                DecisionRow.approval_id == ApprovalRow.id, DecisionRow.user_id == user_id
+            ),
+        ]
+    return found
+
+
+def _approver_is(user_id: str, team_ids: frozenset[str]) -> ColumnElement[bool]:
+    match = and_(ApprovalApproverRow.kind == "user", ApprovalApproverRow.ref_id == user_id)
+    if team_ids:
+        match = or_(
+            match,
+            and_(
+                ApprovalApproverRow.kind == "team", ApprovalApproverRow.ref_id.in_(sorted(team_ids))
+            ),
+        )
+    return exists().where(ApprovalApproverRow.approval_id == ApprovalRow.id, match)
+
+
+def _encode_cursor(created_at: datetime, approval_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), approval_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, approval_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(approval_id)
+    except (ValueError, TypeError) as exc:
+        raise errors.InvalidInput(
+            "the cursor is not one this server issued", field="cursor"
+        ) from exc
+
+
+def _with_decisions(session: Session, rows: list[ApprovalRow]) -> list[Approval]:
+    by_approval: dict[str, list[Decision]] = defaultdict(list)
+    if rows:
+        decision_rows = session.scalars(
+            select(DecisionRow)
+            .where(DecisionRow.approval_id.in_([row.id for row in rows]))
+            .order_by(DecisionRow.decided_at, DecisionRow.id)
+        )
+        for d in decision_rows:
+            by_approval[d.approval_id].append(_decision(d))
+    return [_approval(row, by_approval[row.id]) for row in rows]
+
+
+def _decision(row: DecisionRow) -> Decision:
+    return Decision(
+        id=row.id,
+        approval_id=row.approval_id,
+        user_id=row.user_id,
+        user_email=row.user_email,
+        verdict=approvals.Verdict(row.verdict),
+        comment=row.comment,
+        form=row.form,
+        channel=approvals.Channel(row.channel),
+        decided_at=row.decided_at,
+    )
+
+
+def _approval(row: ApprovalRow, decisions: list[Decision]) -> Approval:
+    return Approval(
+        id=row.id,
+        title=row.title,
+        body=row.body,
+        context=row.context,
+        labels=list(row.labels),
+        requester_id=row.requester_id,
+        approvers=[ApproverRef(**ref) for ref in row.approvers],
+        policy=policies.Policy(**row.policy),
+        status=approvals.Status(row.status),
+        on_timeout=approvals.OnTimeout(row.on_timeout),
+        created_at=row.created_at,
+        deadline_at=row.deadline_at,
+        heartbeat_timeout_seconds=row.heartbeat_timeout_seconds,
+        heartbeat_at=row.heartbeat_at,
+        callback_url=row.callback_url,
+        outcome=row.outcome,
+        settled_at=row.settled_at,
+        decisions=decisions,
+    )

@@ -1,0 +1,124 @@
+"""The audit log: append under the head row's lock, read in sequence order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from signoff.domain import audit
+from signoff.store.tables import AuditEntryRow, AuditHeadRow
+
+HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class Filters:
+    object_type: str | None = None
+    object_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+
+
+def append(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    request_id: str | None,
+    client_addr: str | None,
+) -> audit.AuditEntry:
+    """Append one entry. Locks the head row until commit, so call it last in a transaction."""
+    head = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.hash)
+        .where(AuditHeadRow.id == HEAD_ID)
+        .with_for_update()
+    ).one()
+    fields: dict[str, Any] = {
+        "seq": head.seq + 1,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before": before,
+        "after": after,
+        "request_id": request_id,
+        "client_addr": client_addr,
+    }
+    digest = audit.entry_hash(head.hash, fields | {"at": at.isoformat()})
+    session.execute(insert(AuditEntryRow).values(**fields, prev_hash=head.hash, hash=digest))
+    session.execute(
+        update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(seq=head.seq + 1, hash=digest)
+    )
+    return audit.AuditEntry(**fields, prev_hash=head.hash, hash=digest)
+
+
+def head(session: Session) -> tuple[int, str]:
+    row = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == HEAD_ID)
+    ).one()
+    return row.seq, row.hash
+
+
+def iterate(session: Session, *, batch: int = 1000) -> Iterator[audit.AuditEntry]:
+    """Every entry in sequence order, fetched in batches by key (no long-held cursor)."""
+    after = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(AuditEntryRow)
+                .where(AuditEntryRow.seq > after)
+                .order_by(AuditEntryRow.seq)
+                .limit(batch)
+            )
+        )
+        yield from (_entry(row) for row in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+def list_entries(
+    session: Session, filters: Filters, *, before_seq: int | None, limit: int
+) -> list[audit.AuditEntry]:
+    """Newest first."""
+    query = select(AuditEntryRow)
+    for column, value in (
+        (AuditEntryRow.object_type, filters.object_type),
+        (AuditEntryRow.object_id, filters.object_id),
+        (AuditEntryRow.actor, filters.actor),
+        (AuditEntryRow.action, filters.action),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if before_seq is not None:
+        query = query.where(AuditEntryRow.seq < before_seq)
+    query = query.order_by(AuditEntryRow.seq.desc()).limit(limit)
+    return [_entry(row) for row in session.scalars(query)]
+
+
+def _entry(row: AuditEntryRow) -> audit.AuditEntry:
+    return audit.AuditEntry(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        before=row.before,
+        after=row.after,
+        request_id=row.request_id,
+        client_addr=row.client_addr,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

@@ -1,0 +1,184 @@
+"""Users, teams and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from signoff import errors
+from signoff.domain import principals
+from signoff.store.tables import ApiKeyRow, TeamMemberRow, TeamRow, UserRow
+
+
+def _user(row: UserRow) -> principals.User:
+    return principals.User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        role=principals.Role(row.role),
+        kind=principals.UserKind(row.kind),
+        is_active=row.is_active,
+        created_at=row.created_at,
+    )
+
+
+def _key(row: ApiKeyRow) -> principals.ApiKey:
+    return principals.ApiKey(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def insert_user(session: Session, user: principals.User) -> None:
+    if find_user_by_email(session, user.email) is not None:
+        raise errors.DuplicateName(f"a user with email {user.email} exists")
+    session.add(
+        UserRow(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role.value,
+            kind=user.kind.value,
+            is_active=user.is_active,
+            created_at=user.created_at,
+        )
+    )
+    session.flush()
+
+
+def find_user_by_email(session: Session, email: str) -> principals.User | None:
+    row = session.scalars(select(UserRow).where(UserRow.email == email.lower())).one_or_none()
+    return _user(row) if row else None
+
+
+def find_user(session: Session, user_id: str) -> principals.User | None:
+    row = session.get(UserRow, user_id)
+    return _user(row) if row else None
+
+
+def get_user(session: Session, id_or_email: str) -> principals.User:
+    user = find_user(session, id_or_email) or find_user_by_email(session, id_or_email)
+    if user is None:
+        raise errors.UserNotFound(f"no user {id_or_email!r}")
+    return user
+
+
+def list_users(session: Session) -> list[principals.User]:
+    return [_user(row) for row in session.scalars(select(UserRow).order_by(UserRow.email))]
+
+
+def insert_team(session: Session, team: principals.Team) -> None:
+    if find_team_by_name(session, team.name) is not None:
+        raise errors.DuplicateName(f"a team named {team.name} exists")
+    session.add(TeamRow(id=team.id, name=team.name, created_at=team.created_at))
+    session.flush()
+
+
+def find_team_by_name(session: Session, name: str) -> principals.Team | None:
+    row = session.scalars(select(TeamRow).where(TeamRow.name == name)).one_or_none()
+    return _team(session, row) if row else None
+
+
+def get_team(session: Session, id_or_name: str) -> principals.Team:
+    row = (
+        session.get(TeamRow, id_or_name)
+        or session.scalars(select(TeamRow).where(TeamRow.name == id_or_name)).one_or_none()
+    )
+    if row is None:
+        raise errors.TeamNotFound(f"no team {id_or_name!r}")
+    return _team(session, row)
+
+
+def list_teams(session: Session) -> list[principals.Team]:
+    return [_team(session, row) for row in session.scalars(select(TeamRow).order_by(TeamRow.name))]
+
+
+def _team(session: Session, row: TeamRow) -> principals.Team:
+    members = session.scalars(select(TeamMemberRow.user_id).where(TeamMemberRow.team_id == row.id))
+    return principals.Team(
+        id=row.id, name=row.name, created_at=row.created_at, member_ids=list(members)
+    )
+
+
+def add_member(session: Session, team_id: str, user_id: str) -> bool:
+    """Add a member; False when they already were one."""
+    if session.get(TeamMemberRow, (team_id, user_id)) is not None:
+        return False
+    session.add(TeamMemberRow(team_id=team_id, user_id=user_id))
+    session.flush()
+    return True
+
+
+def remove_member(session: Session, team_id: str, user_id: str) -> bool:
+    result = session.execute(
+        delete(TeamMemberRow).where(
+            TeamMemberRow.team_id == team_id, TeamMemberRow.user_id == user_id
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def team_ids_of(session: Session, user_id: str) -> frozenset[str]:
+    return frozenset(
+        session.scalars(select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == user_id))
+    )
+
+
+def insert_api_key(session: Session, key: principals.ApiKey, key_hash: str) -> None:
+    session.add(
+        ApiKeyRow(
+            id=key.id,
+            user_id=key.user_id,
+            name=key.name,
+            prefix=key.prefix,
+            key_hash=key_hash,
+            created_at=key.created_at,
+            last_used_at=None,
+            revoked_at=None,
+        )
+    )
+    session.flush()
+
+
+def find_api_key_by_hash(
+    session: Session, key_hash: str
+) -> tuple[principals.ApiKey, principals.User] | None:
+    row = session.execute(
+        select(ApiKeyRow, UserRow)
+        .join(UserRow, UserRow.id == ApiKeyRow.user_id)
+        .where(ApiKeyRow.key_hash == key_hash)
+    ).one_or_none()
+    return (_key(row[0]), _user(row[1])) if row else None
+
+
+def get_api_key(session: Session, key_id: str) -> principals.ApiKey:
+    row = session.get(ApiKeyRow, key_id)
+    if row is None:
+        raise errors.ApiKeyNotFound(f"no API key {key_id!r}")
+    return _key(row)
+
+
+def list_api_keys(session: Session, user_id: str | None = None) -> list[principals.ApiKey]:
+    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+    if user_id is not None:
+        query = query.where(ApiKeyRow.user_id == user_id)
+    return [_key(row) for row in session.scalars(query)]
+
+
+def revoke_api_key(session: Session, key_id: str, at: datetime) -> None:
+    session.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+def touch_api_key(session: Session, key_id: str, at: datetime) -> None:
+    session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=at))

@@ -1,0 +1,102 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routes and background tasks.
+
+Everything a process holds lives in the ``Runtime`` made in the lifespan; nothing is created at
+import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from signoff.__about__ import __version__
+from signoff.services import approvals, server
+from signoff.settings import Settings
+from signoff.web import problems
+from signoff.web.api import approvals as approvals_api
+from signoff.web.api import audit as audit_api
+from signoff.web.api import people as people_api
+from signoff.web.api import system as system_api
+from signoff.web.deps import Runtime
+from signoff.web.waiters import Waiters
+from signoff.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="signoff",
+        version=__version__,
+        description="Human-in-the-loop approvals for ML and data pipelines.",
+        lifespan=lambda app: _lifespan(app, settings),
+    )
+    problems.install(app)
+    for module in (approvals_api, people_api, audit_api, system_api):
+        app.include_router(module.router)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    db, keys = await run_in_threadpool(server.open_database, settings)
+    waiters = Waiters()
+    waiters.attach(asyncio.get_running_loop())
+    worker = Worker(db, settings, webhook_secret=keys.webhook_secret) if settings.run_worker else None
+    app.state.runtime = Runtime(settings=settings, db=db, keys=keys, waiters=waiters, worker=worker)
+
+    def on_notification(topic: str, key: str) -> None:
+        waiters.on_notification(topic, key)
+        if worker is not None:
+            worker.on_notification(topic, key)
+
+    async def settled_among(ids: list[str]) -> list[str]:
+        return await run_in_threadpool(approvals.settled_among, db, ids)
+
+    tasks = [
+        asyncio.create_task(db.listen(on_notification)),
+        asyncio.create_task(waiters.sweep_forever(settled_among, settings.worker_max_sleep_seconds)),
+    ]
+    if worker is not None:
+        tasks.append(asyncio.create_task(worker.run()))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        db.dispose()
+
+
+class RequestIdMiddleware:
+    """Give every request an id (or keep the caller's ``X-Request-Id``) for logs and audit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

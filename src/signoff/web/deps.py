@@ -1,0 +1,58 @@
+"""FastAPI dependencies: the runtime, and who is calling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from signoff import errors
+from signoff.domain.principals import Context
+from signoff.services import principals
+from signoff.services.server_secrets import Keys
+from signoff.settings import Settings
+from signoff.store.engine import Database
+from signoff.web.waiters import Waiters
+from signoff.worker.runner import Worker
+
+
+@dataclass
+class Runtime:
+    """Everything one server process holds, created in ``create_app``'s lifespan."""
+
+    settings: Settings
+    db: Database
+    keys: Keys
+    waiters: Waiters
+    worker: Worker | None
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key (sok_...) or a task token (sot_...)")
+
+
+def get_context(
+    request: Request,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Context:
+    if credentials is None:
+        raise errors.Unauthenticated("send an API key or task token as 'Authorization: Bearer ...'")
+    principal = principals.authenticate(
+        runtime.db, credentials.credentials, secret_key=runtime.keys.secret_key
+    )
+    return Context(
+        principal=principal,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        client_addr=request.client.host if request.client else None,
+    )
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ContextDep = Annotated[Context, Depends(get_context)]

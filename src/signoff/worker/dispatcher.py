@@ -1,0 +1,96 @@
+"""The dispatcher: claims due deliveries and sends each in its own task.
+
+Up to ``concurrency`` sends run at once; a slow or dead receiver holds only its own slots and
+never the others' deliveries or the decision path. Claims are leases (see
+``domain/deliveries.py``), so a dispatcher killed mid-send loses nothing: its deliveries fall
+due again when the lease runs out, and a receiver sees them at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from signoff.domain.deliveries import Backoff, Delivery
+from signoff.services import deliveries
+from signoff.store.engine import Database
+from signoff.worker.senders import webhook
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        webhook_secret: str,
+        backoff: Backoff,
+        timeout: float,
+        concurrency: int,
+        max_sleep: float,
+    ) -> None:
+        self.db = db
+        self.webhook_secret = webhook_secret
+        self.backoff = backoff
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.max_sleep = max_sleep
+        self.lease = timedelta(seconds=timeout * 2 + 30)
+        self.wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as http:
+            try:
+                while True:
+                    await self._step(http)
+            finally:
+                for task in self._inflight:
+                    task.cancel()
+
+    async def _step(self, http: httpx.AsyncClient) -> None:
+        self.wake.clear()
+        free = self.concurrency - len(self._inflight)
+        claimed = await asyncio.to_thread(
+            deliveries.claim_due, self.db, lease=self.lease, limit=free
+        ) if free > 0 else []
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(http, delivery))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        if claimed and len(claimed) == free:
+            await self._sleep(self.max_sleep)  # full: a finishing send wakes us
+        elif not claimed:
+            await self._sleep(await self._seconds_until_due())
+
+    async def _deliver(self, http: httpx.AsyncClient, delivery: Delivery) -> None:
+        result = await webhook.send(http, delivery, self.webhook_secret)
+        if not result.ok:
+            log.info("delivery %s to %s failed: %s", delivery.id, delivery.target, result.error)
+        await asyncio.to_thread(deliveries.record, self.db, [delivery], [result], self.backoff)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The attempt could not be recorded (database down): the lease brings it back.
+            log.error("delivery task failed", exc_info=task.exception())
+        self.wake.set()
+
+    async def _seconds_until_due(self) -> float:
+        next_at = await asyncio.to_thread(deliveries.next_attempt_at, self.db)
+        if next_at is None:
+            return self.max_sleep
+        return min(self.max_sleep, max(0.0, (next_at - datetime.now(UTC)).total_seconds()))
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,141 @@
+"""Fixtures shared by every test layer.
+
+Storage: each test that asks for ``database_url`` (directly or through ``db``, ``settings`` or
+``server``) gets an empty, migrated database: a copy of a migrated SQLite template by default,
+or the PostgreSQL database in ``SIGNOFF_TEST_DATABASE_URL`` truncated to empty. Such tests are
+marked ``storage`` so CI can rerun exactly them on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from signoff.settings import Settings
+from signoff.store import migrate
+from signoff.store.engine import Database
+from signoff.store.tables import Base
+from signoff.web.app import create_app
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("SIGNOFF_TEST_DATABASE_URL")
+ADMIN_KEY = factories.ADMIN_KEY
+STORAGE_FIXTURES = {"database_url", "db", "settings", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STORAGE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.storage)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database to start every test from: a file to copy, or the PG URL."""
+    if TEST_DATABASE_URL:
+        db = Database(TEST_DATABASE_URL)
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        migrate.upgrade(db)
+        db.dispose()
+        return TEST_DATABASE_URL
+    path = tmp_path_factory.mktemp("template") / "signoff.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    db.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    if TEST_DATABASE_URL:
+        _empty_postgres(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    path = tmp_path / "signoff.db"
+    shutil.copy(_migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+def _empty_postgres(url: str) -> None:
+    db = Database(url, pool_size=1)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"), {"genesis": "0" * 64})
+    db.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url, pool_size=20)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for a test server: fast retries and short sleeps, so tests wait little."""
+    return Settings(
+        database_url=database_url,
+        admin_api_key=ADMIN_KEY,
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_cap_seconds=0.5,
+        delivery_timeout_seconds=2.0,
+        worker_max_sleep_seconds=0.5,
+        db_pool_size=20,
+    )
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    admin_key: str = ADMIN_KEY
+
+
+class _ThreadServer:
+    """uvicorn in a background thread on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        port = self.sock.getsockname()[1]
+        settings.public_url = f"http://127.0.0.1:{port}"
+        self.url = settings.public_url
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.sock])))
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = 200
+        while not self.server.started:
+            if not self.thread.is_alive() or deadline == 0:
+                raise RuntimeError("the test server did not start")
+            deadline -= 1
+            threading.Event().wait(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[RunningServer]:
+    running = _ThreadServer(settings)
+    running.start()
+    try:
+        yield RunningServer(url=running.url, settings=settings)
+    finally:
+        running.stop()

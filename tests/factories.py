@@ -1,0 +1,53 @@
+"""Small builders for test data, through the real services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signoff import schemas
+from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
+from signoff.services import approvals, principals
+from signoff.store import principals as principals_store
+from signoff.store.engine import Database
+
+ADMIN_KEY = "sok_test-admin-key-0123456789abcdef0123456789"
+SECRET_KEY = "test-secret-key"
+CLI = system_context("cli")
+
+
+def user(db: Database, email: str, *, role: Role = Role.MEMBER, teams: tuple[str, ...] = ()) -> User:
+    created = principals.create_user(db, CLI, email=email, role=role, kind=UserKind.PERSON)
+    for team in teams:
+        principals.add_member(db, CLI, team=team, user=email)
+    return created
+
+
+def team(db: Database, name: str, *members: str) -> None:
+    principals.create_team(db, CLI, name=name)
+    for member in members:
+        principals.add_member(db, CLI, team=name, user=member)
+
+
+def key(db: Database, email: str) -> str:
+    return principals.create_api_key(db, CLI, user=email).secret
+
+
+def context(db: Database, found: User) -> Context:
+    """What a request by ``found`` would run as."""
+    with db.read() as session:
+        team_ids = principals_store.team_ids_of(session, found.id)
+    return Context(principal=Principal(user=found, team_ids=team_ids), request_id="req-test", client_addr="127.0.0.1")
+
+
+def approval_spec(**overrides: Any) -> schemas.ApprovalCreate:
+    fields: dict[str, Any] = {
+        "title": "Apply 6.4% anomalous rows for customer 42?",
+        "body": "The nightly load flagged **6.4%** of rows.",
+        "context": {"customer": 42, "flagged_ratio": 0.064},
+        "approvers": ["alice@example.com"],
+    }
+    return schemas.ApprovalCreate.model_validate(fields | overrides)
+
+
+def create(db: Database, requester: User, **overrides: Any) -> approvals.Created:
+    return approvals.create(db, context(db, requester), approval_spec(**overrides), secret_key=SECRET_KEY)
