@@ -8,11 +8,10 @@ marked ``storage`` so CI can rerun exactly them on PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,28 +106,25 @@ class _ThreadServer:
     """uvicorn in a background thread on a free loopback port."""
 
     def __init__(self, settings: Settings) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        port = self.sock.getsockname()[1]
-        settings.public_url = f"http://127.0.0.1:{port}"
-        self.url = settings.public_url
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.settings = settings
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.sock])))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
 
     def start(self) -> None:
         self.thread.start()
-        deadline = 200
+        deadline = time.monotonic() + 15
         while not self.server.started:
-            if not self.thread.is_alive() or deadline == 0:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
-            deadline -= 1
-            threading.Event().wait(0.05)
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = self.settings.public_url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-        self.sock.close()
 
 
 @pytest.fixture

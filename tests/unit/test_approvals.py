@@ -114,7 +114,7 @@ def test_second_decision_gets_already_decided_with_the_outcome(db, people):
     decide(db, people["alice"], approval.id, "reject", comment="no")
     with pytest.raises(errors.AlreadyDecided) as raised:
         decide(db, people["bob"], approval.id)
-    assert raised.value.extra["status"] == "rejected"
+    assert raised.value.extra["approval_status"] == "rejected"
     assert raised.value.extra["outcome"]["decided_by"] == "alice@example.com"
 
 

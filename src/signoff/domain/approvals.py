@@ -137,7 +137,7 @@ def check_can_decide(
     if not approval.is_pending:
         raise errors.AlreadyDecided(
             f"approval {approval.id} is already {approval.status.value}",
-            status=approval.status.value,
+            approval_status=approval.status.value,
             outcome=approval.outcome,
         )
     if user_id == approval.requester_id and not approval.policy.requester_can_decide:

@@ -220,7 +220,7 @@ def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") ->
         if not approval.is_pending:
             raise errors.AlreadySettled(
                 f"approval {approval.id} is already {approval.status.value}",
-                status=approval.status.value,
+                approval_status=approval.status.value,
             )
         journal.record(
             session,
@@ -247,7 +247,7 @@ def heartbeat(db: Database, ctx: Context, approval_id: str) -> Approval:
         if not approval.is_pending:
             raise errors.AlreadySettled(
                 f"approval {approval.id} is already {approval.status.value}",
-                status=approval.status.value,
+                approval_status=approval.status.value,
             )
         approval.heartbeat_at = now
         store.record_heartbeat(session, approval)
@@ -315,7 +315,7 @@ def _settle(
 ) -> None:
     outcome = approvals.outcome(status, reason, last)
     if not store.settle(session, approval.id, status, outcome, now):
-        raise errors.AlreadyDecided(status=approval.status.value, outcome=approval.outcome)
+        raise errors.AlreadyDecided(approval_status=approval.status.value, outcome=approval.outcome)
     approval.status, approval.outcome, approval.settled_at = status, outcome, now
     event = journal.record(
         session,

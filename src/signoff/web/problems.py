@@ -32,7 +32,8 @@ _HTTP_CODES = {
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body | {"code": code} | extra, status_code=status, media_type=MEDIA_TYPE)
+    body |= {key: value for key, value in extra.items() if key not in body} | {"code": code}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
 def install(app: FastAPI) -> None:

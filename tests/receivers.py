@@ -1,0 +1,80 @@
+"""A real HTTP webhook receiver on loopback, for callback tests.
+
+It records every request (headers and body) and can be told to fail the next N requests or to
+answer slowly, like a receiver that is down for a while.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+class Receiver:
+    def __init__(self, port: int = 0) -> None:
+        self.received: list[Received] = []
+        self.fail_next = 0
+        self.delay = 0.0
+        self._lock = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                time.sleep(receiver.delay)
+                with receiver._lock:
+                    failing = receiver.fail_next > 0
+                    receiver.fail_next -= 1 if failing else 0
+                    if not failing:
+                        receiver.received.append(Received(dict(self.headers.items()), body, time.monotonic()))
+                    receiver._lock.notify_all()
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
+        """Block until ``count`` requests arrived; fail the test if they do not in time."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(f"expected {count} webhooks, got {len(self.received)} in {timeout}s")
+            return list(self.received)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

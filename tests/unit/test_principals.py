@@ -1,0 +1,85 @@
+"""Authentication: API keys (hashed, revocable), task tokens, the admin key from settings."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from signoff import errors
+from signoff.domain import ids
+from signoff.domain.principals import Role
+from signoff.services import principals
+from signoff.store.tables import ApiKeyRow, UserRow
+from tests import factories as f
+
+
+def test_an_api_key_authenticates_as_its_user_with_their_teams(db):
+    alice = f.user(db, "alice@example.com")
+    f.team(db, "owners", "alice@example.com")
+    principal = principals.authenticate(db, f.key(db, "alice@example.com"), secret_key=f.SECRET_KEY)
+    assert principal.user == alice
+    assert len(principal.team_ids) == 1
+
+
+def test_api_keys_are_stored_only_as_digests(db):
+    f.user(db, "alice@example.com")
+    secret = f.key(db, "alice@example.com")
+    with db.read() as session:
+        stored = session.scalars(select(ApiKeyRow.key_hash)).all()
+    assert stored == [ids.digest(secret)]
+    assert secret not in stored
+
+
+def test_a_revoked_key_stops_working_at_once(db):
+    f.user(db, "alice@example.com")
+    created = principals.create_api_key(db, f.CLI, user="alice@example.com")
+    principals.revoke_api_key(db, f.CLI, created.api_key.id)
+    with pytest.raises(errors.Unauthenticated, match="revoked"):
+        principals.authenticate(db, created.secret, secret_key=f.SECRET_KEY)
+
+
+def test_a_disabled_users_keys_stop_working(db):
+    f.user(db, "alice@example.com")
+    secret = f.key(db, "alice@example.com")
+    with db.write() as session:
+        session.execute(UserRow.__table__.update().values(is_active=False))
+    with pytest.raises(errors.Unauthenticated, match="disabled"):
+        principals.authenticate(db, secret, secret_key=f.SECRET_KEY)
+
+
+def test_unknown_keys_and_forged_tokens_are_refused(db):
+    with pytest.raises(errors.Unauthenticated):
+        principals.authenticate(db, "sok_made-up", secret_key=f.SECRET_KEY)
+    forged = ids.task_token("not-the-server-key", "ap_123")
+    with pytest.raises(errors.Unauthenticated):
+        principals.authenticate(db, forged, secret_key=f.SECRET_KEY)
+
+
+def test_a_task_token_authenticates_as_its_approval(db):
+    token = ids.task_token(f.SECRET_KEY, "ap_123")
+    assert principals.authenticate(db, token, secret_key=f.SECRET_KEY).approval_id == "ap_123"
+
+
+def test_the_admin_key_from_settings_is_ensured_once(db):
+    principals.ensure_admin_key(db, "sok_from-settings")
+    principals.ensure_admin_key(db, "sok_from-settings")
+    principal = principals.authenticate(db, "sok_from-settings", secret_key=f.SECRET_KEY)
+    assert principal.user.role is Role.ADMIN
+    assert len(principals.list_api_keys(db, f.CLI)) == 1
+
+
+def test_emails_are_unique_ignoring_case(db):
+    f.user(db, "Alice@Example.com")
+    with pytest.raises(errors.DuplicateName):
+        f.user(db, "alice@example.COM")
+
+
+def test_members_cannot_create_users_or_keys_for_others(db):
+    member = f.user(db, "member@example.com")
+    f.user(db, "other@example.com")
+    ctx = f.context(db, member)
+    with pytest.raises(errors.PermissionDenied):
+        principals.create_user(db, ctx, email="new@example.com")
+    with pytest.raises(errors.PermissionDenied):
+        principals.create_api_key(db, ctx, user="other@example.com")
+    assert principals.create_api_key(db, ctx).api_key.user_id == member.id
