@@ -31,12 +31,19 @@ class Receiver:
         self.received: list[Received] = []
         self.fail_next = 0
         self.delay = 0.0
+        self.started = 0  # requests that arrived, finished or not
         self._lock = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender died mid-request: nothing was delivered
+                with receiver._lock:
+                    receiver.started += 1
+                    receiver._lock.notify_all()
                 time.sleep(receiver.delay)
                 with receiver._lock:
                     failing = receiver.fail_next > 0
@@ -69,6 +76,12 @@ class Receiver:
             if not self._lock.wait_for(lambda: len(self.received) >= count, timeout):
                 raise AssertionError(f"expected {count} webhooks, got {len(self.received)} in {timeout}s")
             return list(self.received)
+
+
+    def wait_started(self, count: int, timeout: float = 15.0) -> None:
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.started >= count, timeout):
+                raise AssertionError(f"expected {count} webhook attempts, saw {self.started}")
 
 
 def free_port() -> int:

@@ -39,7 +39,8 @@ class Dispatcher:
         self.timeout = timeout
         self.concurrency = concurrency
         self.max_sleep = max_sleep
-        self.lease = timedelta(seconds=timeout * 2 + 30)
+        # A send is cut off after ``timeout``; the lease outlasts it with room to record.
+        self.lease = timedelta(seconds=timeout * 2 + 5)
         self.wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -69,7 +70,7 @@ class Dispatcher:
             await self._sleep(await self._seconds_until_due())
 
     async def _deliver(self, http: httpx.AsyncClient, delivery: Delivery) -> None:
-        result = await webhook.send(http, delivery, self.webhook_secret)
+        result = await webhook.send(http, delivery, self.webhook_secret, self.timeout)
         if not result.ok:
             log.info("delivery %s to %s failed: %s", delivery.id, delivery.target, result.error)
         await asyncio.to_thread(deliveries.record, self.db, [delivery], [result], self.backoff)

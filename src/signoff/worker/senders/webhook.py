@@ -7,6 +7,7 @@ by it), ``webhook-timestamp`` (seconds) and ``webhook-signature`` (``v1,<base64 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -33,12 +34,16 @@ def signed_request(delivery: Delivery, secret: str) -> tuple[bytes, dict[str, st
     return body.encode(), headers
 
 
-async def send(http: httpx.AsyncClient, delivery: Delivery, secret: str) -> AttemptResult:
+async def send(
+    http: httpx.AsyncClient, delivery: Delivery, secret: str, timeout: float
+) -> AttemptResult:
+    """POST the event; ``timeout`` bounds the whole exchange, not each phase of it."""
     body, headers = signed_request(delivery, secret)
     started = time.perf_counter()
     try:
-        response = await http.post(delivery.target, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(timeout):
+            response = await http.post(delivery.target, content=body, headers=headers)
+    except (httpx.HTTPError, TimeoutError) as exc:
         return AttemptResult(
             delivery_id=delivery.id,
             ok=False,
