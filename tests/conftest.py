@@ -70,7 +70,10 @@ def _empty_postgres(url: str) -> None:
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"), {"genesis": "0" * 64})
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"),
+            {"genesis": "0" * 64},
+        )
     db.dispose()
 
 

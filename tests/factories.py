@@ -15,7 +15,9 @@ SECRET_KEY = "test-secret-key"
 CLI = system_context("cli")
 
 
-def user(db: Database, email: str, *, role: Role = Role.MEMBER, teams: tuple[str, ...] = ()) -> User:
+def user(
+    db: Database, email: str, *, role: Role = Role.MEMBER, teams: tuple[str, ...] = ()
+) -> User:
     created = principals.create_user(db, CLI, email=email, role=role, kind=UserKind.PERSON)
     for team in teams:
         principals.add_member(db, CLI, team=team, user=email)
@@ -36,7 +38,11 @@ def context(db: Database, found: User) -> Context:
     """What a request by ``found`` would run as."""
     with db.read() as session:
         team_ids = principals_store.team_ids_of(session, found.id)
-    return Context(principal=Principal(user=found, team_ids=team_ids), request_id="req-test", client_addr="127.0.0.1")
+    return Context(
+        principal=Principal(user=found, team_ids=team_ids),
+        request_id="req-test",
+        client_addr="127.0.0.1",
+    )
 
 
 def approval_spec(**overrides: Any) -> schemas.ApprovalCreate:
@@ -50,4 +56,6 @@ def approval_spec(**overrides: Any) -> schemas.ApprovalCreate:
 
 
 def create(db: Database, requester: User, **overrides: Any) -> approvals.Created:
-    return approvals.create(db, context(db, requester), approval_spec(**overrides), secret_key=SECRET_KEY)
+    return approvals.create(
+        db, context(db, requester), approval_spec(**overrides), secret_key=SECRET_KEY
+    )

@@ -20,7 +20,9 @@ class ServerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = os.environ | env | {"SIGNOFF_PUBLIC_URL": self.url, "SIGNOFF_LOG_LEVEL": "warning"}
+        self.env = (
+            os.environ | env | {"SIGNOFF_PUBLIC_URL": self.url, "SIGNOFF_LOG_LEVEL": "warning"}
+        )
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 

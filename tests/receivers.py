@@ -49,7 +49,9 @@ class Receiver:
                     failing = receiver.fail_next > 0
                     receiver.fail_next -= 1 if failing else 0
                     if not failing:
-                        receiver.received.append(Received(dict(self.headers.items()), body, time.monotonic()))
+                        receiver.received.append(
+                            Received(dict(self.headers.items()), body, time.monotonic())
+                        )
                     receiver._lock.notify_all()
                 self.send_response(503 if failing else 204)
                 self.end_headers()
@@ -74,9 +76,10 @@ class Receiver:
         """Block until ``count`` requests arrived; fail the test if they do not in time."""
         with self._lock:
             if not self._lock.wait_for(lambda: len(self.received) >= count, timeout):
-                raise AssertionError(f"expected {count} webhooks, got {len(self.received)} in {timeout}s")
+                raise AssertionError(
+                    f"expected {count} webhooks, got {len(self.received)} in {timeout}s"
+                )
             return list(self.received)
-
 
     def wait_started(self, count: int, timeout: float = 15.0) -> None:
         with self._lock:

@@ -131,10 +131,15 @@ class _ApprovalCalls:
 
     @staticmethod
     def list(
-        status: str | None, label: str | None, requester: str | None, decidable: bool, cursor: str | None, limit: int
+        status: str | None,
+        label: str | None,
+        requester: str | None,
+        decidable: bool,
+        cursor: str | None,
+        limit: int,
     ) -> _Call[schemas.Page[Approval]]:
-        params = {"status": status, "label": label, "requester": requester, "cursor": cursor}
-        params = {k: v for k, v in params.items() if v is not None}
+        given = {"status": status, "label": label, "requester": requester, "cursor": cursor}
+        params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         params |= {"limit": limit} | ({"decidable": "true"} if decidable else {})
         return _Call("GET", "/v1/approvals", _approval_page, params=params, retry=True)
 
@@ -154,7 +159,9 @@ class _ApprovalCalls:
 
     @staticmethod
     def cancel(approval_id: str, reason: str) -> _Call[Approval]:
-        return _Call("POST", f"/v1/approvals/{approval_id}/cancel", _approval, json={"reason": reason})
+        return _Call(
+            "POST", f"/v1/approvals/{approval_id}/cancel", _approval, json={"reason": reason}
+        )
 
     @staticmethod
     def heartbeat(approval_id: str) -> _Call[Approval]:
@@ -182,7 +189,9 @@ def _models(cls: type[Any]) -> Callable[[Any], Any]:
 class _PeopleCalls:
     @staticmethod
     def create_user(email: str, name: str, role: str, kind: str) -> _Call[schemas.UserPublic]:
-        spec = schemas.UserCreate(email=email, name=name, role=role, kind=kind)  # type: ignore[arg-type]
+        spec = schemas.UserCreate.model_validate(
+            {"email": email, "name": name, "role": role, "kind": kind}
+        )
         return _Call("POST", "/v1/users", _model(schemas.UserPublic), json=spec.model_dump())
 
     @staticmethod
@@ -203,7 +212,9 @@ class _PeopleCalls:
 
     @staticmethod
     def add_member(team: str, user: str) -> _Call[schemas.TeamPublic]:
-        return _Call("POST", f"/v1/teams/{team}/members", _model(schemas.TeamPublic), json={"user": user})
+        return _Call(
+            "POST", f"/v1/teams/{team}/members", _model(schemas.TeamPublic), json={"user": user}
+        )
 
     @staticmethod
     def create_key(user: str | None, name: str) -> _Call[schemas.ApiKeyCreated]:
@@ -366,7 +377,9 @@ class Approvals:
         cursor: str | None = None,
         limit: int = 50,
     ) -> schemas.Page[Approval]:
-        page = self._client._send(_ApprovalCalls.list(status, label, requester, decidable, cursor, limit))
+        page = self._client._send(
+            _ApprovalCalls.list(status, label, requester, decidable, cursor, limit)
+        )
         for item in page.items:
             self._client._bind(item)
         return page
@@ -393,10 +406,14 @@ class Approvals:
         call = _ApprovalCalls.decide(approval_id, verdict, comment, form, channel)
         return self._client._bind(self._client._send(call))
 
-    def approve(self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+    def approve(
+        self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None
+    ) -> Approval:
         return self.decide(approval_id, "approve", comment=comment, form=form)
 
-    def reject(self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None) -> Approval:
+    def reject(
+        self, approval_id: str, *, comment: str = "", form: dict[str, Any] | None = None
+    ) -> Approval:
         return self.decide(approval_id, "reject", comment=comment, form=form)
 
     def cancel(self, approval_id: str, *, reason: str = "") -> Approval:
@@ -453,7 +470,12 @@ class People:
         return self._send(_PeopleCalls.revoke_key(key_id))
 
     def audit(
-        self, *, object_id: str | None = None, action: str | None = None, cursor: str | None = None, limit: int = 100
+        self,
+        *,
+        object_id: str | None = None,
+        action: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
     ) -> schemas.Page[schemas.AuditEntryPublic]:
         return self._send(_PeopleCalls.audit(object_id, action, cursor, limit))
 
@@ -557,7 +579,9 @@ class AsyncApprovals:
         cursor: str | None = None,
         limit: int = 50,
     ) -> schemas.Page[Approval]:
-        return await self._send(_ApprovalCalls.list(status, label, requester, decidable, cursor, limit))
+        return await self._send(
+            _ApprovalCalls.list(status, label, requester, decidable, cursor, limit)
+        )
 
     async def iterate(self, **filters: Any) -> AsyncIterator[Approval]:
         cursor = None
@@ -641,7 +665,12 @@ class AsyncPeople:
         return await self._send(_PeopleCalls.revoke_key(key_id))
 
     async def audit(
-        self, *, object_id: str | None = None, action: str | None = None, cursor: str | None = None, limit: int = 100
+        self,
+        *,
+        object_id: str | None = None,
+        action: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
     ) -> schemas.Page[schemas.AuditEntryPublic]:
         return await self._send(_PeopleCalls.audit(object_id, action, cursor, limit))
 

@@ -13,14 +13,18 @@ from tests.conftest import RunningServer
 @pytest.fixture
 def api(server: RunningServer) -> dict[str, httpx.Client]:
     """Clients for an admin, a pipeline (requester) and an approver."""
-    admin = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {server.admin_key}"})
+    admin = httpx.Client(
+        base_url=server.url, headers={"authorization": f"Bearer {server.admin_key}"}
+    )
     keys = {}
     for email in ("pipeline@example.com", "alice@example.com", "carol@example.com"):
         admin.post("/v1/users", json={"email": email}).raise_for_status()
         keys[email.split("@")[0]] = admin.post("/v1/api-keys", json={"user": email}).json()["key"]
     clients = {"admin": admin}
     for name, key in keys.items():
-        clients[name] = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"})
+        clients[name] = httpx.Client(
+            base_url=server.url, headers={"authorization": f"Bearer {key}"}
+        )
     return clients
 
 
@@ -35,7 +39,8 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     body = response.json()
     assert body["code"] == code
     assert body["status"] == status
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     return body
 
 
@@ -51,12 +56,18 @@ def test_create_answers_201_with_id_url_deadline_and_token(api):
 
 def test_idempotency_key_replays_with_200_and_conflicts_on_another_body(api):
     headers = {"Idempotency-Key": "nightly-2026-11-22"}
-    first = api["pipeline"].post("/v1/approvals", json={"title": "t", "approvers": ["alice@example.com"]}, headers=headers)
-    again = api["pipeline"].post("/v1/approvals", json={"title": "t", "approvers": ["alice@example.com"]}, headers=headers)
+    first = api["pipeline"].post(
+        "/v1/approvals", json={"title": "t", "approvers": ["alice@example.com"]}, headers=headers
+    )
+    again = api["pipeline"].post(
+        "/v1/approvals", json={"title": "t", "approvers": ["alice@example.com"]}, headers=headers
+    )
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["token"] == first.json()["token"]
-    other = api["pipeline"].post("/v1/approvals", json={"title": "u", "approvers": ["alice@example.com"]}, headers=headers)
+    other = api["pipeline"].post(
+        "/v1/approvals", json={"title": "u", "approvers": ["alice@example.com"]}, headers=headers
+    )
     assert_problem(other, 409, "idempotency_conflict")
 
 
@@ -87,7 +98,9 @@ def test_missing_and_wrong_credentials_are_401(server):
     assert_problem(httpx.get(f"{server.url}/v1/approvals"), 401, "unauthenticated")
     wrong = httpx.get(f"{server.url}/v1/approvals", headers={"authorization": "Bearer sok_nope"})
     assert_problem(wrong, 401, "unauthenticated")
-    forged = httpx.get(f"{server.url}/v1/approvals/ap_x", headers={"authorization": "Bearer sot_ap_x.00"})
+    forged = httpx.get(
+        f"{server.url}/v1/approvals/ap_x", headers={"authorization": "Bearer sot_ap_x.00"}
+    )
     assert_problem(forged, 401, "unauthenticated")
 
 
@@ -99,26 +112,34 @@ def test_unknown_routes_and_ids_are_404_problems(api):
 def test_decisions_follow_the_policy_and_late_ones_get_already_decided(api):
     approval = create(api["pipeline"]).json()
     path = f"/v1/approvals/{approval['id']}/decisions"
-    assert_problem(api["pipeline"].post(path, json={"verdict": "approve"}), 403, "requester_cannot_decide")
+    assert_problem(
+        api["pipeline"].post(path, json={"verdict": "approve"}), 403, "requester_cannot_decide"
+    )
     assert_problem(api["carol"].post(path, json={"verdict": "approve"}), 403, "not_an_approver")
     decided = api["alice"].post(path, json={"verdict": "reject", "comment": "too many"})
     assert decided.status_code == 200
     assert decided.json()["status"] == "rejected"
-    late = assert_problem(api["admin"].post(path, json={"verdict": "approve"}), 409, "already_decided")
+    late = assert_problem(
+        api["admin"].post(path, json={"verdict": "approve"}), 409, "already_decided"
+    )
     assert late["outcome"]["status"] == "rejected"
 
 
 def test_form_errors_are_reported_per_field(api):
     form = {"type": "object", "required": ["ticket"], "properties": {"ticket": {"type": "string"}}}
     approval = create(api["pipeline"], policy={"form": form}).json()
-    response = api["alice"].post(f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve", "form": {}})
+    response = api["alice"].post(
+        f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve", "form": {}}
+    )
     body = assert_problem(response, 422, "invalid_form")
     assert body["errors"] == [{"field": "", "message": "'ticket' is a required property"}]
 
 
 def test_the_task_token_reads_heartbeats_and_cancels_but_lists_and_decides_nothing(api, server):
     approval = create(api["pipeline"], heartbeat_timeout="5m").json()
-    token = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {approval['token']}"})
+    token = httpx.Client(
+        base_url=server.url, headers={"authorization": f"Bearer {approval['token']}"}
+    )
     assert token.get(f"/v1/approvals/{approval['id']}").json()["status"] == "pending"
     assert token.post(f"/v1/approvals/{approval['id']}/heartbeat").status_code == 200
     assert_problem(token.get("/v1/approvals"), 403, "permission_denied")
@@ -133,11 +154,17 @@ def test_wait_returns_as_soon_as_the_approval_settles(api):
     approval = create(api["pipeline"]).json()
     answers: list[httpx.Response] = []
     waiting = threading.Thread(
-        target=lambda: answers.append(api["pipeline"].get(f"/v1/approvals/{approval['id']}/wait", params={"timeout": 30}, timeout=40))
+        target=lambda: answers.append(
+            api["pipeline"].get(
+                f"/v1/approvals/{approval['id']}/wait", params={"timeout": 30}, timeout=40
+            )
+        )
     )
     waiting.start()
     _until_waiting(api["admin"], 1)
-    api["alice"].post(f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve"}).raise_for_status()
+    api["alice"].post(
+        f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve"}
+    ).raise_for_status()
     waiting.join(timeout=10)
     assert not waiting.is_alive(), "the waiter was not woken by the decision"
     assert answers[0].json()["status"] == "approved"
@@ -152,7 +179,9 @@ def test_wait_times_out_with_the_approval_still_pending(api):
 def test_wait_on_a_settled_approval_answers_at_once(api):
     approval = create(api["pipeline"]).json()
     api["alice"].post(f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve"})
-    response = api["pipeline"].get(f"/v1/approvals/{approval['id']}/wait", params={"timeout": 60}, timeout=5)
+    response = api["pipeline"].get(
+        f"/v1/approvals/{approval['id']}/wait", params={"timeout": 60}, timeout=5
+    )
     assert response.json()["status"] == "approved"
 
 
@@ -160,7 +189,13 @@ def test_listing_filters_and_pages(api):
     ids = [create(api["pipeline"], labels=["nightly"]).json()["id"] for _ in range(3)]
     create(api["pipeline"])
     first = api["pipeline"].get("/v1/approvals", params={"label": "nightly", "limit": 2}).json()
-    second = api["pipeline"].get("/v1/approvals", params={"label": "nightly", "limit": 2, "cursor": first["next_cursor"]}).json()
+    second = (
+        api["pipeline"]
+        .get(
+            "/v1/approvals", params={"label": "nightly", "limit": 2, "cursor": first["next_cursor"]}
+        )
+        .json()
+    )
     assert [a["id"] for a in first["items"] + second["items"]] == ids[::-1]
     assert second["next_cursor"] is None
     mine = api["alice"].get("/v1/approvals", params={"decidable": "true"}).json()
@@ -182,10 +217,16 @@ def test_audit_is_admin_only_and_verifies(api):
 
 def test_request_ids_are_echoed_and_recorded(api):
     response = api["pipeline"].post(
-        "/v1/approvals", json={"title": "t", "approvers": ["alice@example.com"]}, headers={"x-request-id": "trace-123"}
+        "/v1/approvals",
+        json={"title": "t", "approvers": ["alice@example.com"]},
+        headers={"x-request-id": "trace-123"},
     )
     assert response.headers["x-request-id"] == "trace-123"
-    entry = api["admin"].get("/v1/audit", params={"object_id": response.json()["id"]}).json()["items"][0]
+    entry = (
+        api["admin"]
+        .get("/v1/audit", params={"object_id": response.json()["id"]})
+        .json()["items"][0]
+    )
     assert entry["request_id"] == "trace-123"
 
 

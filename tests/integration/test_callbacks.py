@@ -18,14 +18,19 @@ def people(server: RunningServer) -> dict[str, signoff.Client]:
     admin = signoff.Client(server.url, server.admin_key)
     for email in ("pipeline@example.com", "alice@example.com"):
         admin.people.create_user(email)
-    clients = {name: signoff.Client(server.url, admin.people.create_key(user=f"{name}@example.com").key) for name in ("pipeline", "alice")}
+    clients = {
+        name: signoff.Client(server.url, admin.people.create_key(user=f"{name}@example.com").key)
+        for name in ("pipeline", "alice")
+    }
     return clients | {"admin": admin}
 
 
 def test_settlement_is_called_back_with_a_valid_signature(people):
     secret = people["admin"].people.webhook_secret()
     with Receiver() as receiver:
-        approval = people["pipeline"].approvals.create(title="t", approvers=["alice@example.com"], callback_url=receiver.url)
+        approval = people["pipeline"].approvals.create(
+            title="t", approvers=["alice@example.com"], callback_url=receiver.url
+        )
         people["alice"].approvals.approve(approval.id, comment="go")
         (call,) = receiver.wait_for(1)
     event = signoff.webhooks.verify(call.body, call.headers, secret)
@@ -39,7 +44,9 @@ def test_settlement_is_called_back_with_a_valid_signature(people):
 def test_a_tampered_or_foreign_signature_does_not_verify(people):
     secret = people["admin"].people.webhook_secret()
     with Receiver() as receiver:
-        approval = people["pipeline"].approvals.create(title="t", approvers=["alice@example.com"], callback_url=receiver.url)
+        approval = people["pipeline"].approvals.create(
+            title="t", approvers=["alice@example.com"], callback_url=receiver.url
+        )
         people["alice"].approvals.reject(approval.id)
         (call,) = receiver.wait_for(1)
     with pytest.raises(errors.InvalidSignature):
@@ -51,7 +58,9 @@ def test_a_tampered_or_foreign_signature_does_not_verify(people):
 def test_failed_callbacks_are_retried_with_the_same_webhook_id_and_every_attempt_recorded(people):
     with Receiver() as receiver:
         receiver.fail_next = 3
-        approval = people["pipeline"].approvals.create(title="t", approvers=["alice@example.com"], callback_url=receiver.url)
+        approval = people["pipeline"].approvals.create(
+            title="t", approvers=["alice@example.com"], callback_url=receiver.url
+        )
         people["alice"].approvals.approve(approval.id)
         (call,) = receiver.wait_for(1)
     deliveries = _deliveries(people["pipeline"], approval.id)
@@ -72,7 +81,9 @@ def test_a_callback_that_never_succeeds_is_dead_lettered_after_the_maximum_age(s
         alice = signoff.Client(running.url, admin.people.create_key(user="alice@example.com").key)
         with Receiver() as receiver:
             receiver.fail_next = 10_000
-            approval = admin.approvals.create(title="t", approvers=["alice@example.com"], callback_url=receiver.url)
+            approval = admin.approvals.create(
+                title="t", approvers=["alice@example.com"], callback_url=receiver.url
+            )
             alice.approvals.approve(approval.id)
             deadline = time.monotonic() + 15
             while (found := _deliveries(admin, approval.id)[0])["status"] == "pending":
@@ -88,9 +99,13 @@ def test_a_callback_that_never_succeeds_is_dead_lettered_after_the_maximum_age(s
 def test_a_slow_receiver_does_not_hold_up_other_callbacks(people):
     with Receiver() as slow, Receiver() as fast:
         slow.delay = 1.5
-        first = people["pipeline"].approvals.create(title="slow", approvers=["alice@example.com"], callback_url=slow.url)
+        first = people["pipeline"].approvals.create(
+            title="slow", approvers=["alice@example.com"], callback_url=slow.url
+        )
         people["alice"].approvals.approve(first.id)
-        second = people["pipeline"].approvals.create(title="fast", approvers=["alice@example.com"], callback_url=fast.url)
+        second = people["pipeline"].approvals.create(
+            title="fast", approvers=["alice@example.com"], callback_url=fast.url
+        )
         started = time.monotonic()
         people["alice"].approvals.approve(second.id)
         fast.wait_for(1)

@@ -28,7 +28,9 @@ def approvers(server: RunningServer) -> tuple[signoff.Client, list[str]]:
     return admin, keys
 
 
-async def _decide_all(url: str, approval_id: str, keys: list[str], verdicts: list[str]) -> list[httpx.Response]:
+async def _decide_all(
+    url: str, approval_id: str, keys: list[str], verdicts: list[str]
+) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=len(keys))
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
         start = asyncio.Event()
@@ -48,23 +50,31 @@ async def _decide_all(url: str, approval_id: str, keys: list[str], verdicts: lis
 
 
 def _codes(responses: list[httpx.Response]) -> collections.Counter[object]:
-    return collections.Counter(r.status_code if r.is_success else r.json()["code"] for r in responses)
+    return collections.Counter(
+        r.status_code if r.is_success else r.json()["code"] for r in responses
+    )
 
 
 def test_fifty_approvers_racing_on_quorum_one_settle_it_exactly_once(server, approvers):
     admin, keys = approvers
     approval = admin.approvals.create(title="race", approvers=["team:owners"])
-    responses = asyncio.run(_decide_all(server.url, approval.id, keys, ["approve"] * 25 + ["reject"] * 25))
+    responses = asyncio.run(
+        _decide_all(server.url, approval.id, keys, ["approve"] * 25 + ["reject"] * 25)
+    )
     assert _codes(responses) == {200: 1, "already_decided": APPROVERS - 1}
     settled = admin.approvals.get(approval.id)
     assert len(settled.decisions) == 1
-    assert settled.status == ("approved" if settled.decisions[0].verdict == "approve" else "rejected")
+    assert settled.status == (
+        "approved" if settled.decisions[0].verdict == "approve" else "rejected"
+    )
     _assert_settled_once(admin, approval.id)
 
 
 def test_fifty_approvals_racing_on_quorum_fifty_all_count_and_settle_once(server, approvers):
     admin, keys = approvers
-    approval = admin.approvals.create(title="race", approvers=["team:owners"], policy={"quorum": APPROVERS})
+    approval = admin.approvals.create(
+        title="race", approvers=["team:owners"], policy={"quorum": APPROVERS}
+    )
     responses = asyncio.run(_decide_all(server.url, approval.id, keys, ["approve"] * APPROVERS))
     assert _codes(responses) == {200: APPROVERS}
     settled = admin.approvals.get(approval.id)
@@ -76,7 +86,9 @@ def test_fifty_approvals_racing_on_quorum_fifty_all_count_and_settle_once(server
 def test_one_approver_sending_fifty_decisions_is_counted_once(server, approvers):
     admin, keys = approvers
     approval = admin.approvals.create(title="race", approvers=["team:owners"], policy={"quorum": 2})
-    responses = asyncio.run(_decide_all(server.url, approval.id, [keys[0]] * APPROVERS, ["approve"] * APPROVERS))
+    responses = asyncio.run(
+        _decide_all(server.url, approval.id, [keys[0]] * APPROVERS, ["approve"] * APPROVERS)
+    )
     assert _codes(responses) == {200: 1, "duplicate_decision": APPROVERS - 1}
     assert len(admin.approvals.get(approval.id).decisions) == 1
 

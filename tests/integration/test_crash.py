@@ -47,9 +47,15 @@ def test_a_callback_owed_when_the_server_died_is_delivered_after_restart(process
     port = free_port()
     process.start()
     admin, alice = _setup(process.url)
-    approval = admin.approvals.create(title="t", approvers=["alice@example.com"], callback_url=f"http://127.0.0.1:{port}/hook")
+    approval = admin.approvals.create(
+        title="t", approvers=["alice@example.com"], callback_url=f"http://127.0.0.1:{port}/hook"
+    )
     alice.approvals.approve(approval.id)
-    _until(lambda: admin._http.get(f"/v1/approvals/{approval.id}/deliveries").json()[0]["attempts"] >= 1)
+    _until(
+        lambda: (
+            admin._http.get(f"/v1/approvals/{approval.id}/deliveries").json()[0]["attempts"] >= 1
+        )
+    )
     process.kill9()
     with Receiver(port) as receiver:
         process.start()
@@ -62,7 +68,9 @@ def test_a_send_cut_off_by_kill_is_sent_again_after_the_lease(process):
         receiver.delay = 0.8  # the server is mid-send when it dies
         process.start()
         admin, alice = _setup(process.url)
-        approval = admin.approvals.create(title="t", approvers=["alice@example.com"], callback_url=receiver.url)
+        approval = admin.approvals.create(
+            title="t", approvers=["alice@example.com"], callback_url=receiver.url
+        )
         alice.approvals.approve(approval.id)
         receiver.wait_started(1)
         process.kill9()
@@ -116,7 +124,9 @@ def test_kills_in_the_middle_of_traffic_lose_no_acknowledged_decision_or_callbac
     by_id: dict[str, set[str]] = {}
     for call in receiver.received:
         by_id.setdefault(call.event["data"]["id"], set()).add(call.headers["webhook-id"])
-    assert all(len(webhook_ids) == 1 for webhook_ids in by_id.values()), "a retry changed its webhook-id"
+    assert all(len(webhook_ids) == 1 for webhook_ids in by_id.values()), (
+        "a retry changed its webhook-id"
+    )
     assert len(calls) >= len(settled)
     assert admin.people.verify_audit().ok
 

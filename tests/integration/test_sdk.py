@@ -19,16 +19,25 @@ def clients(server: RunningServer) -> dict[str, signoff.Client]:
     for name in ("pipeline", "alice"):
         admin.people.create_user(f"{name}@example.com")
     admin.people.add_member("owners", "alice@example.com")
-    keys = {name: admin.people.create_key(user=f"{name}@example.com").key for name in ("pipeline", "alice")}
+    keys = {
+        name: admin.people.create_key(user=f"{name}@example.com").key
+        for name in ("pipeline", "alice")
+    }
     return {"admin": admin} | {name: signoff.Client(server.url, key) for name, key in keys.items()}
 
 
 def test_create_and_wait_returns_the_decided_approval(clients):
     approval = clients["pipeline"].approvals.create(
-        title="Apply batch 42?", approvers=["team:owners"], context={"ratio": 0.064}, labels=["nightly"]
+        title="Apply batch 42?",
+        approvers=["team:owners"],
+        context={"ratio": 0.064},
+        labels=["nightly"],
     )
-    assert approval.token and approval.status == "pending"
-    decider = threading.Timer(0.3, lambda: clients["alice"].approvals.approve(approval.id, comment="ok"))
+    assert approval.token
+    assert approval.status == "pending"
+    decider = threading.Timer(
+        0.3, lambda: clients["alice"].approvals.approve(approval.id, comment="ok")
+    )
     decider.start()
     settled = approval.wait(timeout=20)
     decider.join()
@@ -47,7 +56,10 @@ def test_the_task_token_alone_can_wait_and_cancel(clients, server):
     with signoff.Client(server.url, approval.token) as workflow:
         assert workflow.approvals.get(approval.id).status == "pending"
         assert workflow.approvals.cancel(approval.id, reason="upstream failed").status == "canceled"
-        assert workflow.approvals.wait(approval.id, timeout=5).outcome == {"status": "canceled", "reason": "canceled"}
+        assert workflow.approvals.wait(approval.id, timeout=5).outcome == {
+            "status": "canceled",
+            "reason": "canceled",
+        }
 
 
 def test_server_errors_arrive_as_the_same_exception_classes(clients):
@@ -61,11 +73,16 @@ def test_server_errors_arrive_as_the_same_exception_classes(clients):
     with pytest.raises(errors.ApprovalNotFound):
         clients["pipeline"].approvals.get("ap_nope")
     with pytest.raises(errors.InvalidInput):
-        clients["pipeline"].approvals.create(title="t", approvers=["team:owners"], timeout="forever")
+        clients["pipeline"].approvals.create(
+            title="t", approvers=["team:owners"], timeout="forever"
+        )
 
 
 def test_an_unreachable_server_is_server_unreachable(clients):
-    with signoff.Client("http://127.0.0.1:9", "sok_x") as nowhere, pytest.raises(errors.ServerUnreachable):
+    with (
+        signoff.Client("http://127.0.0.1:9", "sok_x") as nowhere,
+        pytest.raises(errors.ServerUnreachable),
+    ):
         nowhere.approvals.cancel("ap_x")
 
 
@@ -78,7 +95,10 @@ def test_retrying_create_with_its_key_never_duplicates(clients):
 
 
 def test_iterate_follows_cursors(clients):
-    made = {clients["pipeline"].approvals.create(title=f"t{i}", approvers=["team:owners"]).id for i in range(5)}
+    made = {
+        clients["pipeline"].approvals.create(title=f"t{i}", approvers=["team:owners"]).id
+        for i in range(5)
+    }
     seen = [a.id for a in clients["alice"].approvals.iterate(decidable=True, limit=2)]
     assert sorted(seen) == sorted(made)
 
@@ -88,7 +108,10 @@ def test_the_async_client_has_the_same_methods(server, clients):
     alice_key = clients["admin"].people.create_key(user="alice@example.com").key
 
     async def story() -> str:
-        async with signoff.AsyncClient(server.url, pipeline_key) as pipeline, signoff.AsyncClient(server.url, alice_key) as alice:
+        async with (
+            signoff.AsyncClient(server.url, pipeline_key) as pipeline,
+            signoff.AsyncClient(server.url, alice_key) as alice,
+        ):
             approval = await pipeline.approvals.create(title="t", approvers=["team:owners"])
             waiting = asyncio.create_task(pipeline.approvals.wait(approval.id, timeout=20))
             await asyncio.sleep(0.2)

@@ -13,7 +13,10 @@ def test_the_sdk_imports_with_server_packages_blocked():
         import sys
 
         class Block:
-            BLOCKED = ("fastapi", "sqlalchemy", "alembic", "uvicorn", "jsonschema", "psycopg", "pydantic_settings")
+            BLOCKED = (
+                "fastapi", "sqlalchemy", "alembic", "uvicorn", "jsonschema", "psycopg",
+                "pydantic_settings",
+            )
 
             def find_spec(self, name, path=None, target=None):
                 if name.split(".")[0] in self.BLOCKED:
@@ -28,7 +31,9 @@ def test_the_sdk_imports_with_server_packages_blocked():
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

@@ -9,11 +9,10 @@ import pytest
 from signoff import errors, schemas
 from signoff.domain import ids
 from signoff.domain.approvals import Status
-from signoff.domain.principals import Role, system_context
+from signoff.domain.principals import Context, Principal, Role, system_context
 from signoff.services import approvals
 from signoff.store import outbox
 from signoff.store.engine import Database
-from signoff.domain.principals import Context, Principal
 from tests import factories as f
 
 SCHEDULER = system_context("scheduler")
@@ -83,7 +82,10 @@ def test_the_policy_can_let_the_requester_decide(db, people):
 
 def test_quorum_needs_that_many_distinct_approvals(db, people):
     approval = f.create(
-        db, people["pipeline"], approvers=["team:data-owners", "carol@example.com"], policy={"quorum": 2}
+        db,
+        people["pipeline"],
+        approvers=["team:data-owners", "carol@example.com"],
+        policy={"quorum": 2},
     ).approval
     assert decide(db, people["alice"], approval.id).status is Status.PENDING
     with pytest.raises(errors.DuplicateDecision):
@@ -92,7 +94,9 @@ def test_quorum_needs_that_many_distinct_approvals(db, people):
 
 
 def test_one_rejection_rejects_even_with_quorum_pending(db, people):
-    approval = f.create(db, people["pipeline"], approvers=["team:data-owners"], policy={"quorum": 2}).approval
+    approval = f.create(
+        db, people["pipeline"], approvers=["team:data-owners"], policy={"quorum": 2}
+    ).approval
     decide(db, people["alice"], approval.id)
     assert decide(db, people["bob"], approval.id, "reject").status is Status.REJECTED
 
@@ -129,7 +133,10 @@ def test_form_data_is_validated_against_the_policy_schema(db, people):
     form = {
         "type": "object",
         "required": ["ticket"],
-        "properties": {"ticket": {"type": "string", "pattern": "^OPS-[0-9]+$"}, "rows": {"type": "integer"}},
+        "properties": {
+            "ticket": {"type": "string", "pattern": "^OPS-[0-9]+$"},
+            "rows": {"type": "integer"},
+        },
     }
     approval = f.create(db, people["pipeline"], policy={"form": form}).approval
     with pytest.raises(errors.InvalidForm) as raised:
@@ -162,20 +169,30 @@ def test_same_idempotency_key_and_body_returns_the_same_approval(db, people):
     spec = f.approval_spec()
     first = approvals.create(db, ctx, spec, secret_key=f.SECRET_KEY, idempotency_key="batch-42")
     again = approvals.create(db, ctx, spec, secret_key=f.SECRET_KEY, idempotency_key="batch-42")
-    assert (again.approval.id, again.token, again.replayed) == (first.approval.id, first.token, True)
+    assert (again.approval.id, again.token, again.replayed) == (
+        first.approval.id,
+        first.token,
+        True,
+    )
 
 
 def test_same_idempotency_key_with_another_body_conflicts(db, people):
     ctx = f.context(db, people["pipeline"])
     approvals.create(db, ctx, f.approval_spec(), secret_key=f.SECRET_KEY, idempotency_key="k")
     with pytest.raises(errors.IdempotencyConflict):
-        approvals.create(db, ctx, f.approval_spec(title="other"), secret_key=f.SECRET_KEY, idempotency_key="k")
+        approvals.create(
+            db, ctx, f.approval_spec(title="other"), secret_key=f.SECRET_KEY, idempotency_key="k"
+        )
 
 
 def test_idempotency_keys_are_per_requester(db, people):
     spec = f.approval_spec()
-    one = approvals.create(db, f.context(db, people["pipeline"]), spec, secret_key=f.SECRET_KEY, idempotency_key="k")
-    two = approvals.create(db, f.context(db, people["carol"]), spec, secret_key=f.SECRET_KEY, idempotency_key="k")
+    one = approvals.create(
+        db, f.context(db, people["pipeline"]), spec, secret_key=f.SECRET_KEY, idempotency_key="k"
+    )
+    two = approvals.create(
+        db, f.context(db, people["carol"]), spec, secret_key=f.SECRET_KEY, idempotency_key="k"
+    )
     assert one.approval.id != two.approval.id
 
 
@@ -237,7 +254,9 @@ def test_a_task_token_opens_only_its_own_approval_and_cannot_decide(db, people):
     with pytest.raises(errors.ApprovalNotFound):
         approvals.get(db, token_ctx, second.approval.id)
     with pytest.raises(errors.PermissionDenied):
-        approvals.decide(db, token_ctx, first.approval.id, schemas.DecisionCreate(verdict="approve"))
+        approvals.decide(
+            db, token_ctx, first.approval.id, schemas.DecisionCreate(verdict="approve")
+        )
 
 
 def test_outsiders_do_not_see_approvals(db, people):
@@ -254,7 +273,9 @@ def test_settlement_writes_events_and_a_callback_delivery_once(db, people):
         kinds = [event.type for event in outbox.events_of_subject(session, approval.id)]
         sent = outbox.deliveries_of_subject(session, approval.id)
     assert kinds == ["approval.created", "approval.decided", "approval.settled"]
-    assert [(d["event_type"], d["target"]) for d in sent] == [("approval.settled", "http://127.0.0.1:9/hook")]
+    assert [(d["event_type"], d["target"]) for d in sent] == [
+        ("approval.settled", "http://127.0.0.1:9/hook")
+    ]
 
 
 def test_listing_pages_newest_first_without_gaps_or_repeats(db, people):
@@ -270,7 +291,9 @@ def test_listing_pages_newest_first_without_gaps_or_repeats(db, people):
 
 
 def test_listing_filters_by_status_label_and_what_i_can_decide(db, people):
-    nightly = f.create(db, people["pipeline"], labels=["nightly"], approvers=["team:data-owners"]).approval
+    nightly = f.create(
+        db, people["pipeline"], labels=["nightly"], approvers=["team:data-owners"]
+    ).approval
     other = f.create(db, people["pipeline"], approvers=["carol@example.com"]).approval
     decided = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
     decide(db, people["alice"], decided.id)

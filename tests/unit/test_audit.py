@@ -32,7 +32,9 @@ def test_an_intact_chain_verifies(db, history):
 
 def test_editing_any_field_breaks_the_chain_at_that_entry(db, history):
     with db.write() as session:
-        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 3).values(actor="user:someone-else"))
+        session.execute(
+            update(AuditEntryRow).where(AuditEntryRow.seq == 3).values(actor="user:someone-else")
+        )
     _, broken = audit.verify(db, f.CLI)
     assert broken.seq == 3
     assert "edited" in broken.reason
@@ -41,7 +43,11 @@ def test_editing_any_field_breaks_the_chain_at_that_entry(db, history):
 def test_editing_the_before_after_json_breaks_the_chain(db, history):
     with db.write() as session:
         after = session.scalars(select(AuditEntryRow.after).where(AuditEntryRow.seq == 2)).one()
-        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 2).values(after=after | {"role": "admin"}))
+        session.execute(
+            update(AuditEntryRow)
+            .where(AuditEntryRow.seq == 2)
+            .values(after=after | {"role": "admin"})
+        )
     assert audit.verify(db, f.CLI)[1].seq == 2
 
 
@@ -66,7 +72,9 @@ def test_rehashing_an_edited_entry_still_breaks_the_next_link(db, history):
     with db.write() as session:
         row = session.get(AuditEntryRow, 2)
         row.actor = "user:forger"
-        entry = chain.AuditEntry(**{c: getattr(row, c) for c in chain.AuditEntry.__dataclass_fields__})
+        entry = chain.AuditEntry(
+            **{c: getattr(row, c) for c in chain.AuditEntry.__dataclass_fields__}
+        )
         row.hash = chain.entry_hash(row.prev_hash, chain.hashed_fields(entry))
     _, broken = audit.verify(db, f.CLI)
     assert broken.seq == 3

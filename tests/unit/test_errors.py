@@ -18,7 +18,13 @@ def test_every_error_class_has_a_unique_code_and_an_http_status():
 @pytest.mark.parametrize("cls", errors.all_classes())
 def test_a_problem_body_turns_back_into_the_same_class(cls):
     exc = cls("it went wrong", outcome={"status": "approved"})
-    body = {"type": f"/problems/{cls.code}", "title": cls.title, "status": cls.status, "detail": exc.detail, "code": cls.code}
+    body = {
+        "type": f"/problems/{cls.code}",
+        "title": cls.title,
+        "status": cls.status,
+        "detail": exc.detail,
+        "code": cls.code,
+    }
     back = errors.from_problem(cls.status, body | exc.extra)
     assert type(back) is cls
     assert back.detail == "it went wrong"

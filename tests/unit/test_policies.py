@@ -13,7 +13,16 @@ from signoff.domain.approvals import Channel, Decision, Status, Verdict
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("30m", 1800), ("24h", 86400), ("1h30m", 5400), ("7d", 604800), ("2w", 1209600), (3600, 3600), ("600", 600)],
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("24h", 86400),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("2w", 1209600),
+        (3600, 3600),
+        ("600", 600),
+    ],
 )
 def test_durations_parse(text, seconds):
     assert policies.parse_duration(text) == seconds
@@ -26,7 +35,17 @@ def test_bad_durations_are_invalid_input(text):
 
 
 def _decision(number: int, verdict: Verdict) -> Decision:
-    return Decision(f"d{number}", "ap", f"u{number}", f"u{number}@x", verdict, "", None, Channel.API, datetime.now(UTC))
+    return Decision(
+        f"d{number}",
+        "ap",
+        f"u{number}",
+        f"u{number}@x",
+        verdict,
+        "",
+        None,
+        Channel.API,
+        datetime.now(UTC),
+    )
 
 
 @pytest.mark.parametrize(

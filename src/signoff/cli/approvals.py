@@ -107,7 +107,15 @@ def show(
     _show(approval, as_json)
 
 
-def _decide(verdict: str, approval_id: str, url: str, api_key: str, comment: str, form: str | None, as_json: bool) -> None:
+def _decide(
+    verdict: str,
+    approval_id: str,
+    url: str,
+    api_key: str,
+    comment: str,
+    form: str | None,
+    as_json: bool,
+) -> None:
     try:
         form_data = json.loads(form) if form else None
     except json.JSONDecodeError as exc:
@@ -192,7 +200,8 @@ def _show(approval: Approval, as_json: bool) -> None:
         emit(approval, COLUMNS, as_json=True)
         return
     typer.echo(f"{approval.id}  {approval.status}  {approval.title}")
-    typer.echo(f"  requested by {approval.requester_id}; deadline {approval.deadline_at:%Y-%m-%d %H:%M:%S %Z}")
+    deadline = f"{approval.deadline_at:%Y-%m-%d %H:%M:%S %Z}"
+    typer.echo(f"  requested by {approval.requester_id}; deadline {deadline}")
     typer.echo(f"  approvers: {', '.join(f'{a.kind}:{a.name}' for a in approval.approvers)}")
     for decision in approval.decisions:
         note = f": {decision.comment}" if decision.comment else ""

@@ -25,13 +25,18 @@ def verify() -> None:
     if broken is None:
         typer.echo(f"ok: {checked} entries, chain intact")
         return
-    print(f"BROKEN at entry {broken.seq}: {broken.reason} ({checked} entries checked)", file=sys.stderr)
+    print(
+        f"BROKEN at entry {broken.seq}: {broken.reason} ({checked} entries checked)",
+        file=sys.stderr,
+    )
     raise typer.Exit(1)
 
 
 @app.command()
 def export(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File; default stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File; default stdout.")
+    ] = None,
 ) -> None:
     """Write every entry as JSON Lines, oldest first."""
     from signoff.services import audit

@@ -23,7 +23,10 @@ def database() -> Iterator[tuple[Database, Context]]:
         from signoff.services import server
         from signoff.settings import Settings
     except ImportError as exc:
-        print(f"error: this command needs the server: pip install 'signoff[server]' ({exc})", file=sys.stderr)
+        print(
+            f"error: this command needs the server: pip install 'signoff[server]' ({exc})",
+            file=sys.stderr,
+        )
         raise typer.Exit(1) from exc
     db, _keys = server.open_database(Settings())
     try:

@@ -17,7 +17,7 @@ from signoff import errors
 
 def emit(items: BaseModel | Sequence[BaseModel], columns: Sequence[str], *, as_json: bool) -> None:
     many = not isinstance(items, BaseModel)
-    rows = list(items) if many else [items]  # type: ignore[arg-type]
+    rows: list[BaseModel] = [items] if isinstance(items, BaseModel) else list(items)
     if as_json:
         data = [row.model_dump(mode="json") for row in rows]
         typer.echo(json.dumps(data if many else data[0], indent=2))
@@ -26,7 +26,8 @@ def emit(items: BaseModel | Sequence[BaseModel], columns: Sequence[str], *, as_j
     for row in rows:
         dumped = row.model_dump(mode="json")
         table.add_row(*(_cell(dumped.get(column)) for column in columns))
-    Console(soft_wrap=True).print(table)
+    # Piped output keeps whole ids: no terminal width to fit.
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 def _cell(value: Any) -> str:

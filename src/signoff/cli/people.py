@@ -43,7 +43,9 @@ def create_user(
                 kind=UserKind.SERVICE if service else UserKind.PERSON,
             )
         except (errors.SignoffError, ValueError) as exc:
-            raise fail(exc if isinstance(exc, errors.SignoffError) else errors.InvalidInput(str(exc))) from exc
+            raise fail(
+                exc if isinstance(exc, errors.SignoffError) else errors.InvalidInput(str(exc))
+            ) from exc
     emit(schemas.UserPublic.model_validate(asdict(user)), USER_COLUMNS, as_json=as_json)
 
 
@@ -54,7 +56,9 @@ def list_users(as_json: Json = False) -> None:
 
     with database() as (db, ctx):
         found = principals.list_users(db, ctx)
-    emit([schemas.UserPublic.model_validate(asdict(u)) for u in found], USER_COLUMNS, as_json=as_json)
+    emit(
+        [schemas.UserPublic.model_validate(asdict(u)) for u in found], USER_COLUMNS, as_json=as_json
+    )
 
 
 @teams.command("create")
@@ -67,11 +71,17 @@ def create_team(name: str, as_json: Json = False) -> None:
             team = principals.create_team(db, ctx, name=name)
         except errors.SignoffError as exc:
             raise fail(exc) from exc
-    emit(schemas.TeamPublic.model_validate(asdict(team)), ("id", "name", "member_ids"), as_json=as_json)
+    emit(
+        schemas.TeamPublic.model_validate(asdict(team)),
+        ("id", "name", "member_ids"),
+        as_json=as_json,
+    )
 
 
 @teams.command("add-member")
-def add_member(team: str, user: Annotated[str, typer.Argument(help="Email or id.")], as_json: Json = False) -> None:
+def add_member(
+    team: str, user: Annotated[str, typer.Argument(help="Email or id.")], as_json: Json = False
+) -> None:
     """Add a user to a team."""
     from signoff.services import principals
 
@@ -80,7 +90,11 @@ def add_member(team: str, user: Annotated[str, typer.Argument(help="Email or id.
             found = principals.add_member(db, ctx, team=team, user=user)
         except errors.SignoffError as exc:
             raise fail(exc) from exc
-    emit(schemas.TeamPublic.model_validate(asdict(found)), ("id", "name", "member_ids"), as_json=as_json)
+    emit(
+        schemas.TeamPublic.model_validate(asdict(found)),
+        ("id", "name", "member_ids"),
+        as_json=as_json,
+    )
 
 
 @teams.command("list")
@@ -90,7 +104,11 @@ def list_teams(as_json: Json = False) -> None:
 
     with database() as (db, ctx):
         found = principals.list_teams(db, ctx)
-    emit([schemas.TeamPublic.model_validate(asdict(t)) for t in found], ("id", "name", "member_ids"), as_json=as_json)
+    emit(
+        [schemas.TeamPublic.model_validate(asdict(t)) for t in found],
+        ("id", "name", "member_ids"),
+        as_json=as_json,
+    )
 
 
 @keys.command("create")
@@ -122,7 +140,11 @@ def list_keys(as_json: Json = False) -> None:
 
     with database() as (db, ctx):
         found = principals.list_api_keys(db, ctx)
-    emit([schemas.ApiKeyPublic.model_validate(asdict(k)) for k in found], KEY_COLUMNS, as_json=as_json)
+    emit(
+        [schemas.ApiKeyPublic.model_validate(asdict(k)) for k in found],
+        KEY_COLUMNS,
+        as_json=as_json,
+    )
 
 
 @keys.command("revoke")

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from signoff.settings import Settings
 
 server = typer.Typer(help="Run the server.")
 db = typer.Typer(help="Database schema.")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         from signoff.settings import Settings
     except ImportError as exc:
-        print(f"error: this needs the server: pip install 'signoff[server]' ({exc})", file=sys.stderr)
+        print(
+            f"error: this needs the server: pip install 'signoff[server]' ({exc})", file=sys.stderr
+        )
         raise typer.Exit(1) from exc
     return Settings()
 
@@ -66,7 +71,9 @@ def worker_command() -> None:
     from signoff.worker.runner import run_standalone
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_standalone(settings))
 

@@ -33,7 +33,9 @@ def open_database(settings: Settings) -> tuple[Database, server_secrets.Keys]:
     keys = server_secrets.load(
         db,
         secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
-        webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        webhook_secret=settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else None,
     )
     if settings.admin_api_key is not None:
         principals.ensure_admin_key(db, settings.admin_api_key.get_secret_value())

@@ -52,7 +52,9 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     db, keys = await run_in_threadpool(server.open_database, settings)
     waiters = Waiters()
     waiters.attach(asyncio.get_running_loop())
-    worker = Worker(db, settings, webhook_secret=keys.webhook_secret) if settings.run_worker else None
+    worker = (
+        Worker(db, settings, webhook_secret=keys.webhook_secret) if settings.run_worker else None
+    )
     app.state.runtime = Runtime(settings=settings, db=db, keys=keys, waiters=waiters, worker=worker)
 
     def on_notification(topic: str, key: str) -> None:
@@ -65,7 +67,9 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
     tasks = [
         asyncio.create_task(db.listen(on_notification)),
-        asyncio.create_task(waiters.sweep_forever(settled_among, settings.worker_max_sleep_seconds)),
+        asyncio.create_task(
+            waiters.sweep_forever(settled_among, settings.worker_max_sleep_seconds)
+        ),
     ]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run()))

@@ -9,6 +9,7 @@ due again when the lease runs out, and a receiver sees them at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -45,7 +46,9 @@ class Dispatcher:
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
         async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as http:
             try:
                 while True:
@@ -57,9 +60,11 @@ class Dispatcher:
     async def _step(self, http: httpx.AsyncClient) -> None:
         self.wake.clear()
         free = self.concurrency - len(self._inflight)
-        claimed = await asyncio.to_thread(
-            deliveries.claim_due, self.db, lease=self.lease, limit=free
-        ) if free > 0 else []
+        claimed = (
+            await asyncio.to_thread(deliveries.claim_due, self.db, lease=self.lease, limit=free)
+            if free > 0
+            else []
+        )
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(http, delivery))
             self._inflight.add(task)
@@ -91,7 +96,5 @@ class Dispatcher:
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
-        except TimeoutError:
-            pass

@@ -8,6 +8,7 @@ Several schedulers may run at once: each settlement re-checks its approval under
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -37,7 +38,5 @@ class Scheduler:
             if next_at is not None:
                 seconds = min(seconds, (next_at - datetime.now(UTC)).total_seconds())
             if seconds > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), seconds)
-                except TimeoutError:
-                    pass

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+
 from signoff import schemas
 from signoff.services import audit
 from signoff.web.deps import ContextDep, RuntimeDep

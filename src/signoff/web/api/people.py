@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1", tags=["people"])
 
 
 @router.post("/users", status_code=201, response_model=schemas.UserPublic)
-def create_user(spec: schemas.UserCreate, ctx: ContextDep, runtime: RuntimeDep) -> schemas.UserPublic:
+def create_user(
+    spec: schemas.UserCreate, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.UserPublic:
     user = principals.create_user(
         runtime.db,
         ctx,
@@ -29,7 +31,9 @@ def create_user(spec: schemas.UserCreate, ctx: ContextDep, runtime: RuntimeDep) 
 
 @router.get("/users", response_model=list[schemas.UserPublic])
 def list_users(ctx: ContextDep, runtime: RuntimeDep) -> list[schemas.UserPublic]:
-    return [schemas.UserPublic.model_validate(asdict(u)) for u in principals.list_users(runtime.db, ctx)]
+    return [
+        schemas.UserPublic.model_validate(asdict(u)) for u in principals.list_users(runtime.db, ctx)
+    ]
 
 
 @router.get("/users/me", response_model=schemas.UserPublic)
@@ -40,13 +44,19 @@ def me(ctx: ContextDep) -> schemas.UserPublic:
 
 
 @router.post("/teams", status_code=201, response_model=schemas.TeamPublic)
-def create_team(spec: schemas.TeamCreate, ctx: ContextDep, runtime: RuntimeDep) -> schemas.TeamPublic:
-    return schemas.TeamPublic.model_validate(asdict(principals.create_team(runtime.db, ctx, name=spec.name)))
+def create_team(
+    spec: schemas.TeamCreate, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.TeamPublic:
+    return schemas.TeamPublic.model_validate(
+        asdict(principals.create_team(runtime.db, ctx, name=spec.name))
+    )
 
 
 @router.get("/teams", response_model=list[schemas.TeamPublic])
 def list_teams(ctx: ContextDep, runtime: RuntimeDep) -> list[schemas.TeamPublic]:
-    return [schemas.TeamPublic.model_validate(asdict(t)) for t in principals.list_teams(runtime.db, ctx)]
+    return [
+        schemas.TeamPublic.model_validate(asdict(t)) for t in principals.list_teams(runtime.db, ctx)
+    ]
 
 
 @router.post("/teams/{team}/members", response_model=schemas.TeamPublic)
@@ -68,9 +78,14 @@ def create_api_key(
 
 @router.get("/api-keys", response_model=list[schemas.ApiKeyPublic])
 def list_api_keys(ctx: ContextDep, runtime: RuntimeDep) -> list[schemas.ApiKeyPublic]:
-    return [schemas.ApiKeyPublic.model_validate(asdict(k)) for k in principals.list_api_keys(runtime.db, ctx)]
+    return [
+        schemas.ApiKeyPublic.model_validate(asdict(k))
+        for k in principals.list_api_keys(runtime.db, ctx)
+    ]
 
 
 @router.post("/api-keys/{key_id}/revoke", response_model=schemas.ApiKeyPublic)
 def revoke_api_key(key_id: str, ctx: ContextDep, runtime: RuntimeDep) -> schemas.ApiKeyPublic:
-    return schemas.ApiKeyPublic.model_validate(asdict(principals.revoke_api_key(runtime.db, ctx, key_id)))
+    return schemas.ApiKeyPublic.model_validate(
+        asdict(principals.revoke_api_key(runtime.db, ctx, key_id))
+    )

@@ -1,0 +1,197 @@
+"""The ``signoff`` command as a user runs it: processes, environment, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningServer
+
+
+def signoff(
+    *args: str, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "signoff", *args],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"signoff {' '.join(args)} exited {result.returncode}: {result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def admin_env(database_url: str) -> dict[str, str]:
+    return {"SIGNOFF_DATABASE_URL": database_url}
+
+
+def test_admin_commands_work_on_the_database_directly(admin_env):
+    user = json.loads(
+        signoff(
+            "users", "create", "alice@example.com", "--name", "Alice", "--json", env=admin_env
+        ).stdout
+    )
+    assert user["email"] == "alice@example.com"
+    signoff("teams", "create", "owners", env=admin_env)
+    team = json.loads(
+        signoff(
+            "teams", "add-member", "owners", "alice@example.com", "--json", env=admin_env
+        ).stdout
+    )
+    assert team["member_ids"] == [user["id"]]
+    created = json.loads(
+        signoff("keys", "create", "--user", "alice@example.com", "--json", env=admin_env).stdout
+    )
+    assert created["key"].startswith("sok_")
+    listed = signoff("keys", "list", env=admin_env).stdout
+    assert created["id"] in listed
+    assert created["key"] not in listed
+    signoff("keys", "revoke", created["id"], env=admin_env)
+    assert "ok:" in signoff("audit", "verify", env=admin_env).stdout
+
+
+def test_admin_command_errors_are_clear_and_non_zero(admin_env):
+    signoff("users", "create", "alice@example.com", env=admin_env)
+    again = signoff("users", "create", "ALICE@example.com", env=admin_env, check=False)
+    assert again.returncode == 1
+    assert again.stderr.startswith(
+        "error: a user with email alice@example.com exists (duplicate_name)"
+    )
+    missing = signoff(
+        "teams", "add-member", "ghosts", "alice@example.com", env=admin_env, check=False
+    )
+    assert (missing.returncode, "team_not_found" in missing.stderr) == (1, True)
+
+
+def test_audit_verify_fails_after_tampering_and_export_writes_json_lines(
+    admin_env, db, tmp_path: Path
+):
+    from sqlalchemy import update
+
+    from signoff.store.tables import AuditEntryRow
+
+    signoff("users", "create", "alice@example.com", env=admin_env)
+    signoff("users", "create", "bob@example.com", env=admin_env)
+    out = tmp_path / "audit.jsonl"
+    signoff("audit", "export", "-o", str(out), env=admin_env)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2]
+    assert lines[1]["after"]["email"] == "bob@example.com"
+    with db.write() as session:
+        session.execute(
+            update(AuditEntryRow).where(AuditEntryRow.seq == 1).values(action="user.delete")
+        )
+    broken = signoff("audit", "verify", env=admin_env, check=False)
+    assert broken.returncode == 1
+    assert "BROKEN at entry 1" in broken.stderr
+
+
+@pytest.fixture
+def client_env(server: RunningServer) -> dict[str, dict[str, str]]:
+    import signoff as sdk
+
+    admin = sdk.Client(server.url, server.admin_key)
+    for email in ("pipeline@example.com", "alice@example.com"):
+        admin.people.create_user(email)
+    env = {}
+    for name in ("pipeline", "alice"):
+        key = admin.people.create_key(user=f"{name}@example.com").key
+        env[name] = {"SIGNOFF_URL": server.url, "SIGNOFF_API_KEY": key}
+    return env
+
+
+def test_a_gate_from_the_shell(client_env):
+    pipeline, alice = client_env["pipeline"], client_env["alice"]
+    created = json.loads(
+        signoff(
+            "approvals",
+            "create",
+            "--title",
+            "Apply batch?",
+            "-a",
+            "alice@example.com",
+            "--context",
+            '{"ratio": 0.064}',
+            "--label",
+            "nightly",
+            "--json",
+            env=pipeline,
+        ).stdout
+    )
+    assert created["token"].startswith("sot_")
+    assert created["id"] in signoff("approvals", "list", "--mine", env=alice).stdout
+    decided = signoff("approvals", "approve", created["id"], "-m", "fine", env=alice).stdout
+    assert "approve by alice@example.com via cli: fine" in decided
+    waited = signoff("approvals", "wait", created["id"], "--json", env=pipeline)
+    assert (waited.returncode, json.loads(waited.stdout)["status"]) == (0, "approved")
+
+
+@pytest.mark.parametrize(("action", "code"), [("reject", 3), ("cancel", 5)])
+def test_wait_exit_codes_tell_the_outcome(client_env, action, code):
+    pipeline, alice = client_env["pipeline"], client_env["alice"]
+    created = json.loads(
+        signoff(
+            "approvals", "create", "--title", "t", "-a", "alice@example.com", "--json", env=pipeline
+        ).stdout
+    )
+    signoff("approvals", action, created["id"], env=alice if action == "reject" else pipeline)
+    assert signoff("approvals", "wait", created["id"], env=pipeline, check=False).returncode == code
+
+
+def test_wait_gives_up_at_its_timeout_with_exit_6(client_env):
+    pipeline = client_env["pipeline"]
+    created = json.loads(
+        signoff(
+            "approvals", "create", "--title", "t", "-a", "alice@example.com", "--json", env=pipeline
+        ).stdout
+    )
+    assert (
+        signoff(
+            "approvals", "wait", created["id"], "--timeout", "0.5", env=pipeline, check=False
+        ).returncode
+        == 6
+    )
+
+
+def test_client_errors_name_the_problem(client_env, server):
+    pipeline = client_env["pipeline"]
+    bad = signoff(
+        "approvals", "create", "--title", "t", "-a", "nobody@example.com", env=pipeline, check=False
+    )
+    assert (bad.returncode, "unknown_approver" in bad.stderr) == (1, True)
+    invalid = signoff(
+        "approvals",
+        "create",
+        "--title",
+        "t",
+        "-a",
+        "alice@example.com",
+        "--context",
+        "{oops",
+        env=pipeline,
+        check=False,
+    )
+    assert "--context is not JSON" in invalid.stderr
+    wrong_key = signoff(
+        "approvals",
+        "list",
+        env={"SIGNOFF_URL": server.url, "SIGNOFF_API_KEY": "sok_wrong"},
+        check=False,
+    )
+    assert (wrong_key.returncode, "unauthenticated" in wrong_key.stderr) == (1, True)
+
+
+def test_version_and_help():
+    assert signoff("--version", env={}).stdout.startswith("signoff ")
+    assert "approvals" in signoff("--help", env={}).stdout
