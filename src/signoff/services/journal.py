@@ -1,5 +1,10 @@
 """The two traces every change leaves in its own transaction: an event, for machines (the
-outbox that webhooks and notifications are delivered from), and an audit entry, for people."""
+outbox that webhooks and notifications are delivered from), and an audit entry, for people.
+
+Events are written at once (deliveries refer to them); audit entries are collected and
+appended together just before commit, which takes the audit chain's lock once per
+transaction and for the shortest time.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from sqlalchemy.orm import Session
 from signoff.domain import events, ids
 from signoff.domain.principals import Context
 from signoff.store import audit, outbox
+from signoff.store.engine import Database
+
+_PENDING = "signoff.audit"
 
 
 def record(
@@ -38,16 +46,23 @@ def record(
             occurred_at=at,
         )
         outbox.insert_event(session, event)
-    audit.append(
-        session,
-        at=at,
-        actor=ctx.actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        before=before,
-        after=after,
-        request_id=ctx.request_id,
-        client_addr=ctx.client_addr,
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.append(
+        {
+            "at": at,
+            "actor": ctx.actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "before": before,
+            "after": after,
+            "request_id": ctx.request_id,
+            "client_addr": ctx.client_addr,
+        }
     )
+    Database.before_commit(session, _PENDING, _append_audit)
     return event
+
+
+def _append_audit(session: Session) -> None:
+    audit.append(session, session.info.pop(_PENDING))

@@ -31,34 +31,35 @@ def insert_approval(
     session: Session, approval: Approval, idempotency_key: str | None, request_hash: str | None
 ) -> None:
     session.execute(
-        insert(ApprovalRow).values(
-            id=approval.id,
-            title=approval.title,
-            body=approval.body,
-            context=approval.context,
-            labels=approval.labels,
-            requester_id=approval.requester_id,
-            approvers=[{"kind": r.kind, "id": r.id, "name": r.name} for r in approval.approvers],
-            policy=approval.policy.as_json(),
-            status=approval.status.value,
-            on_timeout=approval.on_timeout.value,
-            created_at=approval.created_at,
-            deadline_at=approval.deadline_at,
-            heartbeat_timeout_seconds=approval.heartbeat_timeout_seconds,
-            heartbeat_at=approval.heartbeat_at,
-            due_at=approval.due_at,
-            callback_url=approval.callback_url,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-        )
+        insert(ApprovalRow.__table__),
+        {
+            "id": approval.id,
+            "title": approval.title,
+            "body": approval.body,
+            "context": approval.context,
+            "labels": approval.labels,
+            "requester_id": approval.requester_id,
+            "approvers": [{"kind": r.kind, "id": r.id, "name": r.name} for r in approval.approvers],
+            "policy": approval.policy.as_json(),
+            "status": approval.status.value,
+            "on_timeout": approval.on_timeout.value,
+            "created_at": approval.created_at,
+            "deadline_at": approval.deadline_at,
+            "heartbeat_timeout_seconds": approval.heartbeat_timeout_seconds,
+            "heartbeat_at": approval.heartbeat_at,
+            "due_at": approval.due_at,
+            "callback_url": approval.callback_url,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+        },
     )
     session.execute(
-        insert(ApprovalApproverRow),
+        insert(ApprovalApproverRow.__table__),
         [{"approval_id": approval.id, "kind": r.kind, "ref_id": r.id} for r in approval.approvers],
     )
     if approval.labels:
         session.execute(
-            insert(ApprovalLabelRow),
+            insert(ApprovalLabelRow.__table__),
             [{"approval_id": approval.id, "label": label} for label in approval.labels],
         )
 
@@ -86,17 +87,18 @@ def get_approval(session: Session, approval_id: str, *, for_update: bool = False
 
 def insert_decision(session: Session, decision: Decision) -> None:
     session.execute(
-        insert(DecisionRow).values(
-            id=decision.id,
-            approval_id=decision.approval_id,
-            user_id=decision.user_id,
-            user_email=decision.user_email,
-            verdict=decision.verdict.value,
-            comment=decision.comment,
-            form=decision.form,
-            channel=decision.channel.value,
-            decided_at=decision.decided_at,
-        )
+        insert(DecisionRow.__table__),
+        {
+            "id": decision.id,
+            "approval_id": decision.approval_id,
+            "user_id": decision.user_id,
+            "user_email": decision.user_email,
+            "verdict": decision.verdict.value,
+            "comment": decision.comment,
+            "form": decision.form,
+            "channel": decision.channel.value,
+            "decided_at": decision.decided_at,
+        },
     )
 
 

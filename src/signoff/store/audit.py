@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -24,43 +23,29 @@ class Filters:
     action: str | None = None
 
 
-def append(
-    session: Session,
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-    request_id: str | None,
-    client_addr: str | None,
-) -> audit.AuditEntry:
-    """Append one entry. Locks the head row until commit, so call it last in a transaction."""
+def append(session: Session, entries: list[dict[str, Any]]) -> list[audit.AuditEntry]:
+    """Append entries (``AuditEntry`` fields but seq and hashes) in order, in one go.
+
+    Locks the head row until commit: called last in a transaction, it keeps that lock short.
+    """
     head = session.execute(
         select(AuditHeadRow.seq, AuditHeadRow.hash)
         .where(AuditHeadRow.id == HEAD_ID)
         .with_for_update()
     ).one()
-    fields: dict[str, Any] = {
-        "seq": head.seq + 1,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "before": before,
-        "after": after,
-        "request_id": request_id,
-        "client_addr": client_addr,
-    }
-    digest = audit.entry_hash(head.hash, fields | {"at": at.isoformat()})
-    session.execute(insert(AuditEntryRow).values(**fields, prev_hash=head.hash, hash=digest))
+    seq, prev_hash, rows = head.seq, head.hash, []
+    for entry in entries:
+        seq += 1
+        fields = entry | {"seq": seq}
+        digest = audit.entry_hash(prev_hash, fields | {"at": fields["at"].isoformat()})
+        rows.append(fields | {"prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    session.execute(insert(AuditEntryRow.__table__), rows)
     session.execute(
-        update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(seq=head.seq + 1, hash=digest)
+        update(AuditHeadRow.__table__).where(AuditHeadRow.id == HEAD_ID),
+        {"seq": seq, "hash": prev_hash},
     )
-    return audit.AuditEntry(**fields, prev_hash=head.hash, hash=digest)
+    return [audit.AuditEntry(**row) for row in rows]
 
 
 def head(session: Session) -> tuple[int, str]:

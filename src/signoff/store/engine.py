@@ -67,6 +67,8 @@ class Database:
         ):
             session.connection(execution_options={"signoff_begin": "IMMEDIATE"})
             yield session
+            for callback in session.info.pop("before_commit", {}).values():
+                callback(session)
             pending: set[tuple[str, str]] = session.info.pop("notify", set())
             if pending and not self.is_sqlite:
                 session.execute(
@@ -81,6 +83,11 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._translated(), Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @staticmethod
+    def before_commit(session: Session, name: str, callback: Callable[[Session], None]) -> None:
+        """Run ``callback`` once, last thing before this write transaction commits."""
+        session.info.setdefault("before_commit", {}).setdefault(name, callback)
 
     def notify(self, session: Session, topic: str, key: str = "") -> None:
         """Wake listeners of ``topic`` once this transaction commits."""

@@ -14,14 +14,15 @@ from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow
 
 def insert_event(session: Session, event: events.Event) -> None:
     session.execute(
-        insert(EventRow).values(
-            id=event.id,
-            type=event.type,
-            subject=event.subject,
-            actor=event.actor,
-            data=event.data,
-            occurred_at=event.occurred_at,
-        )
+        insert(EventRow.__table__),
+        {
+            "id": event.id,
+            "type": event.type,
+            "subject": event.subject,
+            "actor": event.actor,
+            "data": event.data,
+            "occurred_at": event.occurred_at,
+        },
     )
 
 
@@ -34,16 +35,17 @@ def insert_delivery(
     target: str,
 ) -> None:
     session.execute(
-        insert(DeliveryRow).values(
-            id=delivery_id,
-            event_id=event.id,
-            target_kind=target_kind.value,
-            target=target,
-            status=DeliveryStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=event.occurred_at,
-            created_at=event.occurred_at,
-        )
+        insert(DeliveryRow.__table__),
+        {
+            "id": delivery_id,
+            "event_id": event.id,
+            "target_kind": target_kind.value,
+            "target": target,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": event.occurred_at,
+            "created_at": event.occurred_at,
+        },
     )
 
 
@@ -94,15 +96,16 @@ def record_attempt(
     next_attempt_at: datetime,
 ) -> None:
     session.execute(
-        insert(DeliveryAttemptRow).values(
-            delivery_id=result.delivery_id,
-            attempted_at=at,
-            ok=result.ok,
-            status_code=result.status_code,
-            error=result.error,
-            latency_ms=result.latency_ms,
-            response_excerpt=result.response_excerpt,
-        )
+        insert(DeliveryAttemptRow.__table__),
+        {
+            "delivery_id": result.delivery_id,
+            "attempted_at": at,
+            "ok": result.ok,
+            "status_code": result.status_code,
+            "error": result.error,
+            "latency_ms": result.latency_ms,
+            "response_excerpt": result.response_excerpt,
+        },
     )
     session.execute(
         update(DeliveryRow)

@@ -64,7 +64,10 @@ def find_user(session: Session, user_id: str) -> principals.User | None:
 
 
 def get_user(session: Session, id_or_email: str) -> principals.User:
-    user = find_user(session, id_or_email) or find_user_by_email(session, id_or_email)
+    if "@" in id_or_email:
+        user = find_user_by_email(session, id_or_email)
+    else:
+        user = find_user(session, id_or_email)
     if user is None:
         raise errors.UserNotFound(f"no user {id_or_email!r}")
     return user
