@@ -15,6 +15,7 @@ server restart without creating anything twice.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -166,6 +167,15 @@ class _ApprovalCalls:
     @staticmethod
     def heartbeat(approval_id: str) -> _Call[Approval]:
         return _Call("POST", f"/v1/approvals/{approval_id}/heartbeat", _approval)
+
+    @staticmethod
+    def deliveries(approval_id: str) -> _Call[builtins.list[schemas.DeliveryPublic]]:
+        return _Call(
+            "GET",
+            f"/v1/approvals/{approval_id}/deliveries",
+            _models(schemas.DeliveryPublic),
+            retry=True,
+        )
 
     @staticmethod
     def wait_once(approval_id: str, seconds: float) -> _Call[Approval]:
@@ -422,6 +432,10 @@ class Approvals:
     def heartbeat(self, approval_id: str) -> Approval:
         return self._client._bind(self._client._send(_ApprovalCalls.heartbeat(approval_id)))
 
+    def deliveries(self, approval_id: str) -> builtins.list[schemas.DeliveryPublic]:
+        """Where the approval's events (its callback) were sent, and how that went."""
+        return self._client._send(_ApprovalCalls.deliveries(approval_id))
+
     def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
         """Long-poll until the approval settles; ``TimeoutError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -619,6 +633,9 @@ class AsyncApprovals:
 
     async def heartbeat(self, approval_id: str) -> Approval:
         return await self._send(_ApprovalCalls.heartbeat(approval_id))
+
+    async def deliveries(self, approval_id: str) -> builtins.list[schemas.DeliveryPublic]:
+        return await self._send(_ApprovalCalls.deliveries(approval_id))
 
     async def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -114,10 +114,7 @@ def test_a_slow_receiver_does_not_hold_up_other_callbacks(people):
 
 
 def _deliveries(client: signoff.Client, approval_id: str) -> list[dict[str, object]]:
-    response = client._http.get(f"/v1/approvals/{approval_id}/deliveries")
-    response.raise_for_status()
-    found: list[dict[str, object]] = response.json()
-    return found
+    return [d.model_dump() for d in client.approvals.deliveries(approval_id)]
 
 
 def test_deliveries_endpoint_needs_access(people, server):

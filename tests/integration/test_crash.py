@@ -51,11 +51,7 @@ def test_a_callback_owed_when_the_server_died_is_delivered_after_restart(process
         title="t", approvers=["alice@example.com"], callback_url=f"http://127.0.0.1:{port}/hook"
     )
     alice.approvals.approve(approval.id)
-    _until(
-        lambda: (
-            admin._http.get(f"/v1/approvals/{approval.id}/deliveries").json()[0]["attempts"] >= 1
-        )
-    )
+    _until(lambda: admin.approvals.deliveries(approval.id)[0].attempts >= 1)
     process.kill9()
     with Receiver(port) as receiver:
         process.start()

@@ -20,7 +20,7 @@ def pipeline(server: RunningServer) -> signoff.Client:
     return signoff.Client(server.url, admin.people.create_key(user="pipeline@example.com").key)
 
 
-def test_a_deadline_applies_on_timeout_wakes_waiters_and_calls_back(pipeline):
+def test_a_deadline_applies_on_timeout_wakes_waiters_and_calls_back(server, pipeline):
     with Receiver() as receiver:
         approval = pipeline.approvals.create(
             title="t",
@@ -34,7 +34,7 @@ def test_a_deadline_applies_on_timeout_wakes_waiters_and_calls_back(pipeline):
     assert settled.status == "approved"
     assert settled.outcome == {"status": "approved", "reason": "timeout"}
     assert call.event["data"]["outcome"]["reason"] == "timeout"
-    admin = signoff.Client(str(pipeline._http.base_url), ADMIN_KEY)
+    admin = signoff.Client(server.url, ADMIN_KEY)
     actions = [e.action for e in admin.people.audit(object_id=approval.id).items]
     assert actions == ["approval.settle", "approval.expire", "approval.create"]
 

@@ -15,7 +15,13 @@ from sqlalchemy.sql import ColumnElement
 from signoff import errors
 from signoff.domain import approvals, policies
 from signoff.domain.approvals import Approval, ApproverRef, Decision
-from signoff.store.tables import ApprovalApproverRow, ApprovalLabelRow, ApprovalRow, DecisionRow
+from signoff.store.tables import (
+    ApprovalApproverRow,
+    ApprovalLabelRow,
+    ApprovalRow,
+    DecisionRow,
+    table,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ def insert_approval(
     session: Session, approval: Approval, idempotency_key: str | None, request_hash: str | None
 ) -> None:
     session.execute(
-        insert(ApprovalRow.__table__),
+        insert(table(ApprovalRow)),
         {
             "id": approval.id,
             "title": approval.title,
@@ -54,12 +60,12 @@ def insert_approval(
         },
     )
     session.execute(
-        insert(ApprovalApproverRow.__table__),
+        insert(table(ApprovalApproverRow)),
         [{"approval_id": approval.id, "kind": r.kind, "ref_id": r.id} for r in approval.approvers],
     )
     if approval.labels:
         session.execute(
-            insert(ApprovalLabelRow.__table__),
+            insert(table(ApprovalLabelRow)),
             [{"approval_id": approval.id, "label": label} for label in approval.labels],
         )
 
@@ -87,7 +93,7 @@ def get_approval(session: Session, approval_id: str, *, for_update: bool = False
 
 def insert_decision(session: Session, decision: Decision) -> None:
     session.execute(
-        insert(DecisionRow.__table__),
+        insert(table(DecisionRow)),
         {
             "id": decision.id,
             "approval_id": decision.approval_id,

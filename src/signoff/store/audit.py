@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from signoff.domain import audit
-from signoff.store.tables import AuditEntryRow, AuditHeadRow
+from signoff.store.tables import AuditEntryRow, AuditHeadRow, table
 
 HEAD_ID = 1
 
@@ -40,9 +40,9 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[audit.AuditE
         digest = audit.entry_hash(prev_hash, fields | {"at": fields["at"].isoformat()})
         rows.append(fields | {"prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    session.execute(insert(AuditEntryRow.__table__), rows)
+    session.execute(insert(table(AuditEntryRow)), rows)
     session.execute(
-        update(AuditHeadRow.__table__).where(AuditHeadRow.id == HEAD_ID),
+        update(table(AuditHeadRow)).where(AuditHeadRow.id == HEAD_ID),
         {"seq": seq, "hash": prev_hash},
     )
     return [audit.AuditEntry(**row) for row in rows]

@@ -9,12 +9,12 @@ from sqlalchemy.orm import Session
 
 from signoff.domain import deliveries, events
 from signoff.domain.deliveries import DeliveryStatus
-from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow
+from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, table
 
 
 def insert_event(session: Session, event: events.Event) -> None:
     session.execute(
-        insert(EventRow.__table__),
+        insert(table(EventRow)),
         {
             "id": event.id,
             "type": event.type,
@@ -35,7 +35,7 @@ def insert_delivery(
     target: str,
 ) -> None:
     session.execute(
-        insert(DeliveryRow.__table__),
+        insert(table(DeliveryRow)),
         {
             "id": delivery_id,
             "event_id": event.id,
@@ -96,7 +96,7 @@ def record_attempt(
     next_attempt_at: datetime,
 ) -> None:
     session.execute(
-        insert(DeliveryAttemptRow.__table__),
+        insert(table(DeliveryAttemptRow)),
         {
             "delivery_id": result.delivery_id,
             "attempted_at": at,

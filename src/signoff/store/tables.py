@@ -5,7 +5,7 @@ agree."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -66,6 +67,12 @@ PENDING = text("status = 'pending'")
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+
+
+def table(mapping: type[Base]) -> Table:
+    """The Core table behind a mapping: statements on it bind values as parameters and skip
+    the ORM's per-row bookkeeping, which matters on the hot paths."""
+    return cast(Table, mapping.__table__)
 
 
 class UserRow(Base):
