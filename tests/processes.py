@@ -17,7 +17,8 @@ from tests.receivers import free_port
 class ServerProcess:
     """``python -m signoff server run`` on a fixed free port; survives restarts."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = (
@@ -29,7 +30,16 @@ class ServerProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "signoff", "server", "run", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "signoff",
+                    "server",
+                    "run",
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -58,3 +68,29 @@ class ServerProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+class WorkerProcess:
+    """``python -m signoff worker``."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = os.environ | env | {"SIGNOFF_LOG_LEVEL": "warning"}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "signoff", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
