@@ -8,7 +8,7 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
-  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired
+  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide
   x Unauthenticated     InvalidSignature
   x StoreUnavailable    (driver error kept as __cause__)
@@ -118,6 +118,12 @@ class InvalidForm(InvalidInput):
 class CommentRequired(InvalidInput):
     code = "comment_required"
     title = "The policy requires a comment"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    status = 413
+    title = "The request body is too large"
 
 
 class PermissionDenied(SignoffError):

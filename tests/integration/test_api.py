@@ -90,6 +90,34 @@ def test_bad_input_is_a_422_problem_naming_the_field(api, fields, field):
     assert field in str(body)
 
 
+def test_an_oversized_body_is_refused_before_parsing(api):
+    response = api["pipeline"].post(
+        "/v1/approvals",
+        content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_an_oversized_chunked_body_is_refused_while_reading(api):
+    chunks = (b" " * 65536 for _ in range(40))
+    response = api["pipeline"].post(
+        "/v1/approvals", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_a_body_that_is_not_json_is_a_problem(api):
+    response = api["pipeline"].post(
+        "/v1/approvals", content=b"{oops", headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 422, "invalid_input")
+
+
+def test_a_wrong_method_is_a_problem(api):
+    assert_problem(api["pipeline"].delete("/v1/approvals"), 405, "method_not_allowed")
+
+
 def test_unknown_approver_is_a_problem(api):
     assert_problem(create(api["pipeline"], approvers=["team:ghosts"]), 422, "unknown_approver")
 

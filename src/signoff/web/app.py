@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signoff import errors
 from signoff.__about__ import __version__
 from signoff.services import approvals, server
 from signoff.settings import Settings
@@ -31,6 +32,9 @@ from signoff.worker.runner import Worker
 
 log = logging.getLogger(__name__)
 
+# The largest valid approval (64 KiB body, 256 KiB context) with room for JSON escaping.
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (approvals_api, people_api, audit_api, system_api):
         app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -80,6 +85,43 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         db.dispose()
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = errors.PayloadTooLarge(f"the body is over {self.limit} bytes")
+        refusal = problems.problem(413, too_large.code, too_large.title, too_large.detail)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            await refusal(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise too_large
+            return message
+
+        async def send_or_refuse(message: Message) -> None:
+            # The framework turns a failed body read into its own 400; answer 413 instead.
+            if seen <= self.limit:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await refusal(scope, receive, send)
+
+        await self.app(scope, counting_receive, send_or_refuse)
 
 
 class RequestIdMiddleware:
