@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.processes import ServerProcess  # noqa: E402
+from tests.processes import ServerProcess
 
 ADMIN = "sok_bench-waiters-admin"
 CONCURRENCY = 64
@@ -38,7 +38,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.postgres or f"sqlite:///{tmp}/signoff.db"
-        server = ServerProcess({"SIGNOFF_DATABASE_URL": url, "SIGNOFF_ADMIN_API_KEY": ADMIN}, Path(tmp) / "log")
+        server = ServerProcess(
+            {"SIGNOFF_DATABASE_URL": url, "SIGNOFF_ADMIN_API_KEY": ADMIN}, Path(tmp) / "log"
+        )
         server.start()
         try:
             result = asyncio.run(run(server, args.waiters))
@@ -50,11 +52,16 @@ def main() -> None:
 async def run(server: ServerProcess, count: int) -> dict[str, object]:
     assert server.process is not None
     pid = server.process.pid
-    async with httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=CONCURRENCY)) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, limits=httpx.Limits(max_connections=CONCURRENCY)
+    ) as http:
         pipeline, approver = await _people(http)
         ids = await _bounded([_create(http, pipeline) for _ in range(count)])
         woken: dict[str, float] = {}
-        waiting = [asyncio.create_task(_wait(server.port, pipeline, approval_id, woken)) for approval_id in ids]
+        waiting = [
+            asyncio.create_task(_wait(server.port, pipeline, approval_id, woken))
+            for approval_id in ids
+        ]
         await _until(lambda: _waiters(server.url) >= count, timeout=120)
         idle = _sample(pid, seconds=10)
         decided_at: dict[str, float] = {}
@@ -78,19 +85,25 @@ async def _people(http: httpx.AsyncClient) -> tuple[str, str]:
     keys = []
     for email in ("pipeline@example.com", "approver@example.com"):
         (await http.post("/v1/users", json={"email": email}, headers=admin)).raise_for_status()
-        keys.append((await http.post("/v1/api-keys", json={"user": email}, headers=admin)).json()["key"])
+        keys.append(
+            (await http.post("/v1/api-keys", json={"user": email}, headers=admin)).json()["key"]
+        )
     return keys[0], keys[1]
 
 
 async def _create(http: httpx.AsyncClient, key: str) -> str:
     body = {"title": "bench", "approvers": ["approver@example.com"]}
-    response = await http.post("/v1/approvals", json=body, headers={"authorization": f"Bearer {key}"})
+    response = await http.post(
+        "/v1/approvals", json=body, headers={"authorization": f"Bearer {key}"}
+    )
     response.raise_for_status()
     approval_id: str = response.json()["id"]
     return approval_id
 
 
-async def _decide(http: httpx.AsyncClient, key: str, approval_id: str, decided_at: dict[str, float]) -> None:
+async def _decide(
+    http: httpx.AsyncClient, key: str, approval_id: str, decided_at: dict[str, float]
+) -> None:
     response = await http.post(
         f"/v1/approvals/{approval_id}/decisions",
         json={"verdict": "approve"},
@@ -145,9 +158,14 @@ def _sample(pid: int, seconds: float) -> dict[str, float]:
     time.sleep(seconds)
     used = (_cpu_ticks(pid) - before) / ticks
     rss_kb = next(
-        int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS")
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS")
     )
-    return {"cpu_percent": round(100 * used / (time.monotonic() - started), 2), "rss_mb": round(rss_kb / 1024, 1)}
+    return {
+        "cpu_percent": round(100 * used / (time.monotonic() - started), 2),
+        "rss_mb": round(rss_kb / 1024, 1),
+    }
 
 
 def _cpu_ticks(pid: int) -> int:

@@ -88,7 +88,11 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes before anything parses them."""
+    """Refuse request bodies over ``limit`` bytes before anything parses them.
+
+    Not FastAPI's ``max_body_size``: that answers in plain text, and every error here is
+    problem+json with a code.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
