@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -85,17 +86,25 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Change a test server's settings: ``@pytest.mark.parametrize("settings_overrides",
+    [{...}], indirect=True)``."""
+    return getattr(request, "param", {})
+
+
+@pytest.fixture
+def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
     """Settings for a test server: fast retries and short sleeps, so tests wait little."""
-    return Settings(
-        database_url=database_url,
-        admin_api_key=ADMIN_KEY,
-        delivery_backoff_base_seconds=0.05,
-        delivery_backoff_cap_seconds=0.5,
-        delivery_timeout_seconds=2.0,
-        worker_max_sleep_seconds=0.5,
-        db_pool_size=20,
-    )
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_api_key": ADMIN_KEY,
+        "delivery_backoff_base_seconds": 0.05,
+        "delivery_backoff_cap_seconds": 0.5,
+        "delivery_timeout_seconds": 2.0,
+        "worker_max_sleep_seconds": 0.5,
+        "db_pool_size": 20,
+    }
+    return Settings(**(fields | settings_overrides))
 
 
 @dataclass

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a worker sleeps without a notification before looking again.",
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a server trusts what it read about an API key. Changes made "
+        "through this server, or on PostgreSQL through any process, apply at once; this bounds "
+        "only changes it cannot hear of (admin commands on another process's SQLite file).",
+    )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
     log_level: str = "info"
 

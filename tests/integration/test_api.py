@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from signoff.store import principals as principals_store
 from tests.conftest import RunningServer
 
 
@@ -270,3 +273,23 @@ def _until_waiting(admin: httpx.Client, count: int) -> None:
             return
         threading.Event().wait(0.02)
     raise AssertionError("nobody started waiting")
+
+
+def test_a_revoked_key_is_refused_on_its_next_request(api):
+    # The server remembers keys for a few seconds; a revocation must still apply at once.
+    alice = api["alice"]
+    (key,) = alice.get("/v1/api-keys").json()
+    api["admin"].post(f"/v1/api-keys/{key['id']}/revoke").raise_for_status()
+    assert_problem(alice.get("/v1/approvals"), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"auth_cache_seconds": 0.5}], indirect=True)
+def test_a_key_revoked_behind_the_servers_back_is_refused_after_the_cache_time(api, db):
+    # As an admin command on the SQLite file from another process would: no notification
+    # reaches the server (on PostgreSQL it does, and the refusal comes sooner).
+    alice = api["alice"]
+    (key,) = alice.get("/v1/api-keys").json()
+    with db.write() as session:
+        principals_store.revoke_api_key(session, key["id"], datetime.now(UTC))
+    time.sleep(0.7)
+    assert_problem(alice.get("/v1/approvals"), 401, "unauthenticated")

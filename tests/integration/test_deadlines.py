@@ -39,6 +39,20 @@ def test_a_deadline_applies_on_timeout_wakes_waiters_and_calls_back(server, pipe
     assert actions == ["approval.settle", "approval.expire", "approval.create"]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"worker_max_sleep_seconds": 120}], indirect=True)
+def test_a_sooner_deadline_wakes_a_sleeping_scheduler(pipeline):
+    # The scheduler sleeps until the earliest deadline (here: up to 120 s); a new approval
+    # due sooner must cut that sleep short, and a later one must not stop it from waking.
+    later = pipeline.approvals.create(title="later", approvers=["alice@example.com"], timeout=3600)
+    time.sleep(0.3)  # the scheduler is asleep now, until the one-hour deadline or 120 s
+    started = time.monotonic()
+    sooner = pipeline.approvals.create(title="sooner", approvers=["alice@example.com"], timeout=1)
+    settled = sooner.wait(timeout=15)
+    assert settled.outcome == {"status": "rejected", "reason": "timeout"}
+    assert time.monotonic() - started < 10
+    assert later.refresh().status == "pending"
+
+
 def test_heartbeats_keep_an_approval_alive_and_silence_expires_it(pipeline):
     approval = pipeline.approvals.create(
         title="t", approvers=["alice@example.com"], heartbeat_timeout=1

@@ -24,7 +24,7 @@ from signoff.store import approvals as store
 from signoff.store import outbox, principals
 from signoff.store.engine import Database
 
-SCHEDULE = "schedule"  # notification topic: a deadline may have moved earlier
+SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
 SETTLED = "approval"  # notification topic: this approval left pending
 DELIVERY = "delivery"  # notification topic: a delivery is due
 
@@ -113,7 +113,7 @@ def _create(
             event_type=events.APPROVAL_CREATED,
             event_data=approvals.as_json(approval),
         )
-        db.notify(session, SCHEDULE)
+        db.notify(session, SCHEDULE, f"{approval.due_at.timestamp():.3f}")
     return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
 
 

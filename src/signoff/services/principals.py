@@ -3,6 +3,8 @@ principal."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +28,7 @@ from signoff.store.engine import Database
 
 ADMIN_EMAIL = "admin@signoff.localhost"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # coarser than this would cost a write per request
+CHANGED = "principals"  # notification topic: a user, team membership or API key changed
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,7 @@ class CreatedKey:
 def authenticate(db: Database, credential: str, *, secret_key: str) -> Principal:
     """The principal a bearer credential stands for: an API key or a task token."""
     if credential.startswith("sot_"):
-        approval_id = ids.approval_id_of_token(secret_key, credential)
-        if approval_id is None:
-            raise errors.Unauthenticated("the task token is not valid")
-        return Principal(approval_id=approval_id)
+        return _task_token_principal(credential, secret_key)
     with db.read() as session:
         found = store.find_api_key_by_hash(session, ids.digest(credential))
         if found is None:
@@ -56,6 +56,56 @@ def authenticate(db: Database, credential: str, *, secret_key: str) -> Principal
         with db.write() as session:
             store.touch_api_key(session, key.id, now)
     return Principal(user=user, team_ids=team_ids, api_key_id=key.id)
+
+
+class Authenticator:
+    """``authenticate`` with a memory: what an API key stands for is kept for ``ttl`` seconds,
+    so a pipeline's requests do not each read the key, its user and their teams.
+
+    Every change to people or keys notifies ``CHANGED`` on commit (through PostgreSQL's
+    NOTIFY to every process), which empties the memory at once; ``ttl`` only bounds how long
+    a change that could not notify this process (an admin command run on an SQLite file by
+    another process) takes to apply. Refusals are never kept. Thread-safe.
+    """
+
+    def __init__(self, db: Database, *, secret_key: str, ttl: float) -> None:
+        self.db = db
+        self.secret_key = secret_key
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, Principal]] = {}  # key digest -> (expiry, principal)
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def remembered(self, credential: str) -> Principal | None:
+        """The principal without touching the database, when that is possible."""
+        if credential.startswith("sot_"):
+            return _task_token_principal(credential, self.secret_key)
+        found = self._known.get(ids.digest(credential))
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def authenticate(self, credential: str) -> Principal:
+        principal = self.remembered(credential)
+        if principal is not None:
+            return principal
+        generation = self._generation
+        principal = authenticate(self.db, credential, secret_key=self.secret_key)
+        with self._lock:
+            if generation == self._generation and self.ttl > 0:
+                if len(self._known) >= MAX_REMEMBERED_KEYS:
+                    self._known.clear()
+                self._known[ids.digest(credential)] = (time.monotonic() + self.ttl, principal)
+        return principal
+
+    def on_notification(self, topic: str, _key: str) -> None:
+        if topic in (CHANGED, "*"):
+            with self._lock:
+                self._generation += 1
+                self._known.clear()
+
+
+MAX_REMEMBERED_KEYS = 10_000
 
 
 def create_user(
@@ -130,6 +180,7 @@ def add_member(db: Database, ctx: Context, *, team: str, user: str) -> Team:
         found_team = store.get_team(session, team)
         found_user = store.get_user(session, user.lower() if "@" in user else user)
         if store.add_member(session, found_team.id, found_user.id):
+            db.notify(session, CHANGED)
             journal.record(
                 session,
                 ctx,
@@ -170,6 +221,7 @@ def revoke_api_key(db: Database, ctx: Context, key_id: str) -> ApiKey:
         if not ctx.principal.is_admin and (caller is None or caller.id != key.user_id):
             raise errors.ApiKeyNotFound(f"no API key {key_id!r}")
         store.revoke_api_key(session, key.id, now)
+        db.notify(session, CHANGED)
         journal.record(
             session,
             ctx,
@@ -246,6 +298,13 @@ def _insert_key(session: Session, ctx: Context, owner: User, name: str, secret: 
         after={"user_id": owner.id, "name": name},
     )
     return key
+
+
+def _task_token_principal(token: str, secret_key: str) -> Principal:
+    approval_id = ids.approval_id_of_token(secret_key, token)
+    if approval_id is None:
+        raise errors.Unauthenticated("the task token is not valid")
+    return Principal(approval_id=approval_id)
 
 
 def _require_admin(ctx: Context) -> None:

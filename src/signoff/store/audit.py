@@ -6,13 +6,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signoff.domain import audit
 from signoff.store.tables import AuditEntryRow, AuditHeadRow, table
 
 HEAD_ID = 1
+_head = table(AuditHeadRow)
+_HEAD_FOR_UPDATE = select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
+_INSERT_ENTRIES = insert(table(AuditEntryRow))
+_MOVE_HEAD = (
+    update(_head)
+    .where(_head.c.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -28,11 +36,7 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[audit.AuditE
 
     Locks the head row until commit: called last in a transaction, it keeps that lock short.
     """
-    head = session.execute(
-        select(AuditHeadRow.seq, AuditHeadRow.hash)
-        .where(AuditHeadRow.id == HEAD_ID)
-        .with_for_update()
-    ).one()
+    head = session.execute(_HEAD_FOR_UPDATE).one()
     seq, prev_hash, rows = head.seq, head.hash, []
     for entry in entries:
         seq += 1
@@ -40,11 +44,8 @@ def append(session: Session, entries: list[dict[str, Any]]) -> list[audit.AuditE
         digest = audit.entry_hash(prev_hash, fields | {"at": fields["at"].isoformat()})
         rows.append(fields | {"prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    session.execute(insert(table(AuditEntryRow)), rows)
-    session.execute(
-        update(table(AuditHeadRow)).where(AuditHeadRow.id == HEAD_ID),
-        {"seq": seq, "hash": prev_hash},
-    )
+    session.execute(_INSERT_ENTRIES, rows)
+    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
     return [audit.AuditEntry(**row) for row in rows]
 
 

@@ -9,12 +9,15 @@ from sqlalchemy.orm import Session
 
 from signoff.domain import deliveries, events
 from signoff.domain.deliveries import DeliveryStatus
-from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, table
+from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, is_pending, table
+
+_INSERT_EVENT = insert(table(EventRow))
+_INSERT_DELIVERY = insert(table(DeliveryRow))
 
 
 def insert_event(session: Session, event: events.Event) -> None:
     session.execute(
-        insert(table(EventRow)),
+        _INSERT_EVENT,
         {
             "id": event.id,
             "type": event.type,
@@ -35,7 +38,7 @@ def insert_delivery(
     target: str,
 ) -> None:
     session.execute(
-        insert(table(DeliveryRow)),
+        _INSERT_DELIVERY,
         {
             "id": delivery_id,
             "event_id": event.id,
@@ -60,9 +63,7 @@ def claim_due(
     due = (
         select(DeliveryRow, EventRow)
         .join(EventRow, EventRow.id == DeliveryRow.event_id)
-        .where(
-            DeliveryRow.status == DeliveryStatus.PENDING.value, DeliveryRow.next_attempt_at <= now
-        )
+        .where(is_pending(DeliveryRow.status), DeliveryRow.next_attempt_at <= now)
         .order_by(DeliveryRow.next_attempt_at)
         .limit(limit)
         .with_for_update(of=DeliveryRow, skip_locked=True)
@@ -122,9 +123,7 @@ def record_attempt(
 
 def next_attempt_at(session: Session) -> datetime | None:
     return session.scalars(
-        select(func.min(DeliveryRow.next_attempt_at)).where(
-            DeliveryRow.status == DeliveryStatus.PENDING.value
-        )
+        select(func.min(DeliveryRow.next_attempt_at)).where(is_pending(DeliveryRow.status))
     ).first()
 
 

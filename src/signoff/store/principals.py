@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from signoff import errors
 from signoff.domain import principals
-from signoff.store.tables import ApiKeyRow, TeamMemberRow, TeamRow, UserRow
+from signoff.store.tables import ApiKeyRow, TeamMemberRow, TeamRow, UserRow, table
+
+# Built once: every authentication and every create runs these (see store/approvals.py).
+_users, _keys, _members = table(UserRow), table(ApiKeyRow), table(TeamMemberRow)
+_USER_BY_EMAIL = select(_users).where(_users.c.email == bindparam("email"))
+_USER_BY_ID = select(_users).where(_users.c.id == bindparam("id"))
+_TEAM_IDS_OF = select(_members.c.team_id).where(_members.c.user_id == bindparam("user_id"))
+_KEY_AND_USER_BY_HASH = (
+    select(_keys, _users)
+    .join(_users, _users.c.id == _keys.c.user_id)
+    .where(_keys.c.key_hash == bindparam("key_hash"))
+)
+_KEY_COLUMNS = len(_keys.c)
 
 
-def _user(row: UserRow) -> principals.User:
+def _user(row: Any) -> principals.User:
     return principals.User(
         id=row.id,
         email=row.email,
@@ -24,7 +38,7 @@ def _user(row: UserRow) -> principals.User:
     )
 
 
-def _key(row: ApiKeyRow) -> principals.ApiKey:
+def _key(row: Any) -> principals.ApiKey:
     return principals.ApiKey(
         id=row.id,
         user_id=row.user_id,
@@ -54,12 +68,12 @@ def insert_user(session: Session, user: principals.User) -> None:
 
 
 def find_user_by_email(session: Session, email: str) -> principals.User | None:
-    row = session.scalars(select(UserRow).where(UserRow.email == email.lower())).one_or_none()
+    row = session.execute(_USER_BY_EMAIL, {"email": email.lower()}).one_or_none()
     return _user(row) if row else None
 
 
 def find_user(session: Session, user_id: str) -> principals.User | None:
-    row = session.get(UserRow, user_id)
+    row = session.execute(_USER_BY_ID, {"id": user_id}).one_or_none()
     return _user(row) if row else None
 
 
@@ -129,9 +143,7 @@ def remove_member(session: Session, team_id: str, user_id: str) -> bool:
 
 
 def team_ids_of(session: Session, user_id: str) -> frozenset[str]:
-    return frozenset(
-        session.scalars(select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == user_id))
-    )
+    return frozenset(session.scalars(_TEAM_IDS_OF, {"user_id": user_id}))
 
 
 def insert_api_key(session: Session, key: principals.ApiKey, key_hash: str) -> None:
@@ -153,12 +165,14 @@ def insert_api_key(session: Session, key: principals.ApiKey, key_hash: str) -> N
 def find_api_key_by_hash(
     session: Session, key_hash: str
 ) -> tuple[principals.ApiKey, principals.User] | None:
-    row = session.execute(
-        select(ApiKeyRow, UserRow)
-        .join(UserRow, UserRow.id == ApiKeyRow.user_id)
-        .where(ApiKeyRow.key_hash == key_hash)
-    ).one_or_none()
-    return (_key(row[0]), _user(row[1])) if row else None
+    row = session.execute(_KEY_AND_USER_BY_HASH, {"key_hash": key_hash}).one_or_none()
+    if row is None:
+        return None
+    fields = tuple(row)
+    key_fields, user_fields = fields[:_KEY_COLUMNS], fields[_KEY_COLUMNS:]
+    key = _key(SimpleNamespace(**dict(zip(_keys.c.keys(), key_fields, strict=True))))
+    user = _user(SimpleNamespace(**dict(zip(_users.c.keys(), user_fields, strict=True))))
+    return key, user
 
 
 def get_api_key(session: Session, key_id: str) -> principals.ApiKey:

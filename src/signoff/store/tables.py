@@ -17,14 +17,17 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SQLColumnExpression,
     String,
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -62,6 +65,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 PENDING = text("status = 'pending'")
+
+
+def is_pending(status: SQLColumnExpression[str]) -> ColumnElement[bool]:
+    """``status = 'pending'`` with the value written into the SQL rather than bound: only then
+    can SQLite, and PostgreSQL's generic plans of prepared statements, use the partial indexes
+    on pending rows (``PENDING``) instead of scanning and sorting every pending row."""
+    return status == literal_column("'pending'")
 
 
 class Base(DeclarativeBase):

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signoff import errors
 from signoff.__about__ import __version__
-from signoff.services import approvals, server
+from signoff.services import approvals, principals, server
 from signoff.settings import Settings
 from signoff.web import problems
 from signoff.web.api import approvals as approvals_api
@@ -60,9 +60,13 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     worker = (
         Worker(db, settings, webhook_secret=keys.webhook_secret) if settings.run_worker else None
     )
-    app.state.runtime = Runtime(settings=settings, db=db, keys=keys, waiters=waiters, worker=worker)
+    auth = principals.Authenticator(db, secret_key=keys.secret_key, ttl=settings.auth_cache_seconds)
+    app.state.runtime = Runtime(
+        settings=settings, db=db, keys=keys, auth=auth, waiters=waiters, worker=worker
+    )
 
     def on_notification(topic: str, key: str) -> None:
+        auth.on_notification(topic, key)
         waiters.on_notification(topic, key)
         if worker is not None:
             worker.on_notification(topic, key)

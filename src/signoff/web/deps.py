@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from signoff import errors
@@ -25,6 +26,7 @@ class Runtime:
     settings: Settings
     db: Database
     keys: Keys
+    auth: principals.Authenticator
     waiters: Waiters
     worker: Worker | None
 
@@ -37,16 +39,17 @@ def get_runtime(request: Request) -> Runtime:
 _bearer = HTTPBearer(auto_error=False, description="An API key (sok_...) or a task token (sot_...)")
 
 
-def get_context(
+async def get_context(
     request: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Context:
     if credentials is None:
         raise errors.Unauthenticated("send an API key or task token as 'Authorization: Bearer ...'")
-    principal = principals.authenticate(
-        runtime.db, credentials.credentials, secret_key=runtime.keys.secret_key
-    )
+    # A remembered key costs no thread hop; only a lookup goes to the threadpool.
+    principal = runtime.auth.remembered(credentials.credentials)
+    if principal is None:
+        principal = await run_in_threadpool(runtime.auth.authenticate, credentials.credentials)
     return Context(
         principal=principal,
         request_id=request.scope.get("state", {}).get("request_id"),

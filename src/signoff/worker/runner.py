@@ -35,13 +35,13 @@ class Worker:
         self.scheduler = Scheduler(db, max_sleep=settings.worker_max_sleep_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def on_notification(self, topic: str, _key: str) -> None:
+    def on_notification(self, topic: str, key: str) -> None:
         """Called from any thread."""
         if self._loop is None:
             return
         if topic in (approvals.DELIVERY, "*"):
             self._loop.call_soon_threadsafe(self.dispatcher.wake.set)
-        if topic in (approvals.SCHEDULE, "*"):
+        if topic == "*" or (topic == approvals.SCHEDULE and self.scheduler.wakes_for(key)):
             self._loop.call_soon_threadsafe(self.scheduler.wake.set)
 
     async def run(self) -> None:

@@ -1,8 +1,9 @@
 """The scheduler: settles approvals whose deadline or heartbeat deadline has passed.
 
 No timer per approval: it asks the database for the earliest pending deadline (an index
-lookup), sleeps until then, and is woken early when a new approval might be due sooner.
-Several schedulers may run at once: each settlement re-checks its approval under lock.
+lookup) and sleeps until then. A new approval wakes it early only when it is due before that,
+so a stream of creates costs the scheduler no queries. Several schedulers may run at once:
+each settlement re-checks its approval under lock.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+import math
+import threading
+import time
 
 from signoff.domain.principals import system_context
 from signoff.services import approvals
@@ -25,18 +28,45 @@ class Scheduler:
         self.max_sleep = max_sleep
         self.wake = asyncio.Event()
         self.ctx = system_context("scheduler")
+        self._lock = threading.Lock()
+        self._looking = False
+        self._noticed = math.inf  # earliest due time announced while looking (epoch seconds)
+        self._wakes_at = math.inf  # when the current sleep ends (epoch seconds)
+
+    def wakes_for(self, due_at: str) -> bool:
+        """Whether an approval due at ``due_at`` (epoch seconds) must wake the scheduler early.
+        Called from any thread. While the scheduler is looking, the time is kept for the sleep
+        that follows instead: the look may or may not have seen that approval."""
+        try:
+            due = float(due_at)
+        except ValueError:
+            return True
+        with self._lock:
+            if self._looking:
+                self._noticed = min(self._noticed, due)
+                return False
+            return due < self._wakes_at
 
     async def run(self) -> None:
         while True:
             self.wake.clear()
+            with self._lock:
+                self._looking, self._noticed = True, math.inf
             settled = await asyncio.to_thread(approvals.expire_due, self.db, self.ctx)
+            next_at = None
+            if not settled:
+                next_at = await asyncio.to_thread(approvals.next_due_at, self.db)
+            now = time.time()
+            with self._lock:
+                self._looking = False
+                candidates = [self._noticed, now + self.max_sleep]
+                if next_at is not None:
+                    candidates.append(next_at.timestamp())
+                self._wakes_at = now if settled else min(candidates)
             if settled:
                 log.info("settled %d approvals at their deadline", settled)
                 continue
-            next_at = await asyncio.to_thread(approvals.next_due_at, self.db)
-            seconds = self.max_sleep
-            if next_at is not None:
-                seconds = min(seconds, (next_at - datetime.now(UTC)).total_seconds())
+            seconds = self._wakes_at - now
             if seconds > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), seconds)
