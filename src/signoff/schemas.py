@@ -7,9 +7,9 @@ ones) and the SDK (it sends and parses the same models), so the two cannot drift
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints
 
 Status = Literal["pending", "approved", "rejected", "expired", "canceled"]
 Verdict = Literal["approve", "reject"]
@@ -46,13 +46,16 @@ class PolicySpec(_Model):
     )
 
 
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class ApprovalCreate(_Model):
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(default="", description="Markdown, at most 64 KiB.")
     context: dict[str, Any] = Field(
         default_factory=dict, description="JSON shown to approvers, at most 256 KiB."
     )
-    labels: list[str] = Field(default_factory=list, max_length=20)
+    labels: list[Label] = Field(default_factory=list, max_length=20)
     approvers: list[str] = Field(
         min_length=1,
         max_length=100,
@@ -64,7 +67,7 @@ class ApprovalCreate(_Model):
     heartbeat_timeout: Duration | None = Field(
         default=None, description="Expire when the workflow stops heartbeating for this long."
     )
-    callback_url: HttpUrl | None = Field(
+    callback_url: Annotated[HttpUrl, UrlConstraints(max_length=2048)] | None = Field(
         default=None, description="Receives the signed approval.settled webhook."
     )
 

@@ -82,6 +82,9 @@ def test_idempotency_key_replays_with_200_and_conflicts_on_another_body(api):
         ({"approvers": []}, "approvers"),
         ({"on_timeout": "maybe"}, "on_timeout"),
         ({"callback_url": "not a url"}, "callback_url"),
+        ({"callback_url": "https://example.com/" + "x" * 2048}, "callback_url"),
+        ({"labels": ["x" * 101]}, "labels"),
+        ({"labels": [""]}, "labels"),
         ({"body": "x" * (64 * 1024 + 1)}, "body"),
         ({"context": {"blob": "x" * (256 * 1024)}}, "context"),
         ({"timeout": "2y"}, "timeout"),
@@ -146,7 +149,11 @@ def test_decisions_follow_the_policy_and_late_ones_get_already_decided(api):
     assert_problem(
         api["pipeline"].post(path, json={"verdict": "approve"}), 403, "requester_cannot_decide"
     )
-    assert_problem(api["carol"].post(path, json={"verdict": "approve"}), 403, "not_an_approver")
+    # carol is neither an approver nor the requester: to her the approval does not exist
+    assert_problem(api["carol"].post(path, json={"verdict": "approve"}), 404, "approval_not_found")
+    assert_problem(
+        api["carol"].post(f"/v1/approvals/{approval['id']}/cancel"), 404, "approval_not_found"
+    )
     decided = api["alice"].post(path, json={"verdict": "reject", "comment": "too many"})
     assert decided.status_code == 200
     assert decided.json()["status"] == "rejected"

@@ -3,6 +3,11 @@ and the server treats a schema that is behind as the issue asks."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -55,6 +60,19 @@ def test_the_server_refuses_a_postgres_schema_that_is_behind(database_url):
     try:
         with pytest.raises(errors.SchemaBehind, match="signoff db upgrade"):
             server.open_database(Settings(database_url=database_url))
+        # and every command that opens the database says so in one line, without a traceback
+        env = os.environ | {"SIGNOFF_DATABASE_URL": database_url}
+        for command in (["worker"], ["users", "create", "x@example.com"], ["audit", "verify"]):
+            ran = subprocess.run(
+                [str(Path(sys.executable).parent / "signoff"), *command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert ran.returncode == 1, (command, ran.stderr)
+            assert "run `signoff db upgrade` (schema_behind)" in ran.stderr, (command, ran.stderr)
+            assert "Traceback" not in ran.stderr
     finally:
         with db.engine.begin() as connection:
             connection.execute(

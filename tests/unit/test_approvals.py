@@ -61,10 +61,16 @@ def test_team_members_may_decide_for_their_team(db, people):
     assert decide(db, people["bob"], approval.id).status is Status.APPROVED
 
 
-def test_someone_not_listed_cannot_decide(db, people):
+def test_someone_not_listed_cannot_decide_or_learn_the_approval_exists(db, people):
+    approval = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
+    with pytest.raises(errors.ApprovalNotFound):
+        decide(db, people["carol"], approval.id)
+
+
+def test_an_admin_who_is_not_listed_sees_but_cannot_decide(db, people):
     approval = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
     with pytest.raises(errors.NotAnApprover):
-        decide(db, people["carol"], approval.id)
+        decide(db, people["admin"], approval.id)
 
 
 def test_the_requester_is_excluded_by_default(db, people):

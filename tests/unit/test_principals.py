@@ -83,3 +83,16 @@ def test_members_cannot_create_users_or_keys_for_others(db):
     with pytest.raises(errors.PermissionDenied):
         principals.create_api_key(db, ctx, user="other@example.com")
     assert principals.create_api_key(db, ctx).api_key.user_id == member.id
+
+
+def test_ids_are_typed_base32_and_do_not_repeat():
+    made = {ids.new_id("ap") for _ in range(10_000)}
+    assert len(made) == 10_000
+    assert all(len(i) == 15 and set(i[3:]) <= set("0123456789abcdefghjkmnpqrstvwxyz") for i in made)
+    # every character position takes every value: no bit of the random number is wasted
+    for position in range(3, 15):
+        assert len({i[position] for i in made}) == 32
+    sortable = [ids.new_sortable_id("evt") for _ in range(1000)]  # many share a millisecond
+    assert sortable == sorted(sortable)
+    assert len(set(sortable)) == 1000
+    assert all(len(i) == 30 for i in sortable)

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from signoff import errors
+from signoff.cli.output import fail
+
 if TYPE_CHECKING:
     from signoff.domain.principals import Context
     from signoff.store.engine import Database
@@ -28,7 +31,10 @@ def database() -> Iterator[tuple[Database, Context]]:
             file=sys.stderr,
         )
         raise typer.Exit(1) from exc
-    db, _keys = server.open_database(Settings())
+    try:
+        db, _keys = server.open_database(Settings())
+    except errors.SignoffError as exc:
+        raise fail(exc) from exc
     try:
         yield db, system_context("cli")
     finally:

@@ -149,7 +149,8 @@ def list_keys(as_json: Json = False) -> None:
 
 @keys.command("revoke")
 def revoke_key(key_id: str, as_json: Json = False) -> None:
-    """Revoke an API key; it stops working at once."""
+    """Revoke an API key. A server on PostgreSQL refuses it at once; a server on this SQLite
+    file within SIGNOFF_AUTH_CACHE_SECONDS (changes made through the API apply at once)."""
     from signoff.services import principals
 
     with database() as (db, ctx):

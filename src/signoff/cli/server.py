@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from signoff import errors
+from signoff.cli.output import fail
+
 if TYPE_CHECKING:
     from signoff.settings import Settings
 
@@ -75,7 +78,10 @@ def worker_command() -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_standalone(settings))
+        try:
+            asyncio.run(run_standalone(settings))
+        except errors.SchemaBehind as exc:
+            raise fail(exc) from exc
 
 
 @db.command("upgrade")

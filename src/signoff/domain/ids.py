@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
 def _random_chars(count: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(count))
+    """``count`` random base32 characters, 5 bits each, from one read of the OS's CSPRNG."""
+    return _base32(int.from_bytes(secrets.token_bytes((count * 5 + 7) // 8)), count)
 
 
 def new_id(prefix: str, length: int = 12) -> str:
@@ -26,13 +28,29 @@ def new_id(prefix: str, length: int = 12) -> str:
 
 
 def new_sortable_id(prefix: str) -> str:
-    """A ULID-like id: 10 characters of milliseconds, then 16 random ones (80 bits)."""
-    millis = time.time_ns() // 1_000_000
-    stamp = ""
-    for _ in range(10):
-        millis, digit = divmod(millis, 32)
-        stamp = _ALPHABET[digit] + stamp
-    return f"{prefix}_{stamp}{_random_chars(16)}"
+    """A monotonic ULID-like id: 10 characters of milliseconds, then 16 random ones (80 bits).
+
+    Ids made by one process sort in the order they were made, also within one millisecond
+    (the events of one transaction): there the random part of the previous id is incremented.
+    """
+    global _last_stamp
+    with _sortable_lock:
+        millis = time.time_ns() // 1_000_000
+        previous_millis, previous_random = _last_stamp
+        if millis <= previous_millis and previous_random + 1 < 1 << 80:
+            millis, random = previous_millis, previous_random + 1
+        else:
+            random = int.from_bytes(secrets.token_bytes(10))
+        _last_stamp = (millis, random)
+    return f"{prefix}_{_base32(millis, 10)}{_base32(random, 16)}"
+
+
+def _base32(number: int, length: int) -> str:
+    return "".join(_ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(length)))
+
+
+_sortable_lock = threading.Lock()
+_last_stamp = (0, 0)  # (milliseconds, random part) of the last sortable id
 
 
 def new_api_key() -> str:

@@ -173,6 +173,7 @@ def decide(
     now = now or datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
+        _check_can_see(session, ctx, approval)
         approvals.check_can_decide(
             approval,
             user_id=user.id,
@@ -216,7 +217,7 @@ def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") ->
     now = datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
-        _check_can_manage(ctx, approval)
+        _check_can_manage(session, ctx, approval)
         if not approval.is_pending:
             raise errors.AlreadySettled(
                 f"approval {approval.id} is already {approval.status.value}",
@@ -243,7 +244,7 @@ def heartbeat(db: Database, ctx: Context, approval_id: str) -> Approval:
     now = datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
-        _check_can_manage(ctx, approval)
+        _check_can_manage(session, ctx, approval)
         if not approval.is_pending:
             raise errors.AlreadySettled(
                 f"approval {approval.id} is already {approval.status.value}",
@@ -393,8 +394,9 @@ def _check_can_see(session: Session, ctx: Context, approval: Approval) -> None:
     raise errors.ApprovalNotFound(f"no approval {approval.id!r}")
 
 
-def _check_can_manage(ctx: Context, approval: Approval) -> None:
+def _check_can_manage(session: Session, ctx: Context, approval: Approval) -> None:
     """Cancel and heartbeat: the workflow's token, the requester, or an admin."""
+    _check_can_see(session, ctx, approval)
     principal = ctx.principal
     if principal.is_admin or principal.approval_id == approval.id:
         return

@@ -62,8 +62,9 @@ class Authenticator:
     """``authenticate`` with a memory: what an API key stands for is kept for ``ttl`` seconds,
     so a pipeline's requests do not each read the key, its user and their teams.
 
-    Every change to people or keys notifies ``CHANGED`` on commit (through PostgreSQL's
-    NOTIFY to every process), which empties the memory at once; ``ttl`` only bounds how long
+    Every change to what an existing key stands for (its revocation, its user's teams)
+    notifies ``CHANGED`` on commit (through PostgreSQL's NOTIFY to every process), which
+    empties the memory at once; ``ttl`` only bounds how long
     a change that could not notify this process (an admin command run on an SQLite file by
     another process) takes to apply. Refusals are never kept. Thread-safe.
     """

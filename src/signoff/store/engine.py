@@ -1,9 +1,11 @@
 """The database: engine, transactions, and the notifications that wake waiters and workers.
 
 One ``Database`` per process. ``write()`` and ``read()`` open one short transaction each and
-turn driver failures into ``errors.StoreUnavailable``. On SQLite, writes take the write lock up
-front (``BEGIN IMMEDIATE``) and queue on a process-local lock first, so threads wait in order
-instead of spinning in SQLite's busy handler; WAL lets reads run beside them.
+turn driver failures into ``errors.StoreUnavailable``. On SQLite, writers queue on a
+process-local lock rather than spinning in SQLite's busy handler, and those that queue together
+share one commit (group commit: a commit costs more than a whole approval's statements); the
+batch takes SQLite's write lock up front (``BEGIN IMMEDIATE``), and WAL lets reads run beside
+it.
 
 Notifications are how a commit wakes someone: ``notify(session, topic, key)`` inside a write
 transaction is delivered after commit to every ``listen()`` callback, through PostgreSQL's
@@ -16,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
@@ -30,6 +33,25 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "signoff"
 Listener = Callable[[str, str], None]
+MAX_BATCH = 32  # write transactions one SQLite commit may carry
+MAX_BATCH_SECONDS = 0.01  # and how long the first of them may wait for it
+
+
+class _Batch:
+    """An open SQLite transaction that several writers' savepoints go into."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.opened = time.monotonic()
+        self.size = 0
+        self.notifications: set[tuple[str, str]] = set()
+        self.committed = threading.Event()
+        self.error: Exception | None = None
+
+
+def _run_before_commit(session: Session) -> None:
+    for callback in session.info.pop("before_commit", {}).values():
+        callback(session)
 
 
 def normalise_url(url: str) -> URL:
@@ -50,8 +72,12 @@ class Database:
             else _pg_engine(self.url, pool_size)
         )
         self.engine.echo = echo
-        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._listeners: list[Listener] = []
+        # SQLite: one writer at a time, and group commit (see _write_in_batch).
+        self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queued = 0
+        self._batch: _Batch | None = None
 
     @property
     def dialect(self) -> str:
@@ -59,25 +85,88 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """One write transaction: commits if the block returns, rolls back if it raises."""
+        """One write transaction: its changes are committed when the block returns (and before
+        ``write`` returns), rolled back if it raises."""
+        if self.is_sqlite:
+            with self._write_in_batch() as session:
+                yield session
+            return
         with (
-            self._write_lock,
             self._translated(),
             Session(self.engine, expire_on_commit=False, autoflush=False) as session,
         ):
-            session.connection(execution_options={"signoff_begin": "IMMEDIATE"})
             yield session
-            for callback in session.info.pop("before_commit", {}).values():
-                callback(session)
+            _run_before_commit(session)
             pending: set[tuple[str, str]] = session.info.pop("notify", set())
-            if pending and not self.is_sqlite:
+            if pending:
                 session.execute(
                     text("SELECT pg_notify(:channel, :payload)"),
                     [{"channel": CHANNEL, "payload": f"{t} {k}"} for t, k in sorted(pending)],
                 )
             session.commit()
-        if pending and self.is_sqlite:
-            self._deliver_locally(pending)
+
+    @contextlib.contextmanager
+    def _write_in_batch(self) -> Iterator[Session]:
+        """SQLite's group commit. One writer at a time holds the write lock and runs its block
+        in a savepoint of the open batch transaction; whoever finishes while nobody else is
+        waiting for the lock (or fills the batch) commits it for everyone in it. Each caller
+        returns only after its batch committed, and gets ``StoreUnavailable`` if that failed."""
+        with self._queue_lock:
+            self._queued += 1
+        with self._write_lock:
+            with self._queue_lock:
+                self._queued -= 1
+            batch = self._batch or self._open_batch()
+            try:
+                with (
+                    self._translated(),
+                    Session(
+                        bind=batch.connection,
+                        join_transaction_mode="create_savepoint",
+                        expire_on_commit=False,
+                        autoflush=False,
+                    ) as session,
+                ):
+                    yield session
+                    _run_before_commit(session)
+                    session.commit()  # releases the savepoint
+                    batch.notifications |= session.info.pop("notify", set())
+                    batch.size += 1
+            finally:
+                if (
+                    self._queued == 0
+                    or batch.size >= MAX_BATCH
+                    or time.monotonic() - batch.opened > MAX_BATCH_SECONDS
+                ):
+                    self._commit_batch(batch)
+        batch.committed.wait()
+        if batch.error is not None:
+            raise errors.StoreUnavailable(f"database error: {batch.error}") from batch.error
+
+    def _open_batch(self) -> _Batch:
+        with self._translated():
+            connection = self.engine.connect().execution_options(signoff_begin="IMMEDIATE")
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+        self._batch = _Batch(connection)
+        return self._batch
+
+    def _commit_batch(self, batch: _Batch) -> None:
+        self._batch = None
+        try:
+            batch.connection.commit()
+        except Exception as exc:
+            batch.error = exc
+            with contextlib.suppress(Exception):
+                batch.connection.rollback()
+        finally:
+            batch.connection.close()
+            batch.committed.set()
+        if batch.error is None and batch.notifications:
+            self._deliver_locally(batch.notifications)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -122,6 +211,9 @@ class Database:
             yield
         except sqlalchemy.exc.IntegrityError as exc:
             raise errors.Conflict("the change conflicts with existing data") from exc
+        except sqlalchemy.exc.DataError as exc:
+            # A value the schemas let through but a column refuses (PostgreSQL checks lengths).
+            raise errors.InvalidInput(f"a value does not fit the database: {exc.orig}") from exc
         except (
             sqlalchemy.exc.OperationalError,
             sqlalchemy.exc.InterfaceError,
