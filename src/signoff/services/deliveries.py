@@ -11,7 +11,7 @@ from signoff.store.engine import Database
 
 
 def claim_due(db: Database, *, lease: timedelta, limit: int) -> list[Delivery]:
-    with db.write() as session:
+    with db.write(priority=True) as session:
         return outbox.claim_due(session, now=datetime.now(UTC), lease=lease, limit=limit)
 
 
@@ -21,7 +21,7 @@ def record(
     """Record a batch of attempts in one transaction: delivered, retried later, or dead."""
     now = datetime.now(UTC)
     by_id = {delivery.id: delivery for delivery in claimed}
-    with db.write() as session:
+    with db.write(priority=True) as session:
         for result in results:
             delivery = by_id[result.delivery_id]
             status, next_at = _after(result, delivery, backoff, now)

@@ -49,6 +49,39 @@ class _Batch:
         self.error: Exception | None = None
 
 
+class _WriterQueue:
+    """The SQLite write lock: one holder; waiters that asked for priority go first.
+
+    Each release wakes one waiter (a priority one when there is one), not all of them: with
+    dozens of request threads waiting, waking them all per write would cost more than the write.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turn = {True: threading.Condition(self._lock), False: threading.Condition(self._lock)}
+        self._waiting = {True: 0, False: 0}
+        self._held = False
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting[True] + self._waiting[False]
+
+    @contextlib.contextmanager
+    def held(self, *, priority: bool) -> Iterator[None]:
+        with self._lock:
+            self._waiting[priority] += 1
+            while self._held or (not priority and self._waiting[True]):
+                self._turn[priority].wait()
+            self._waiting[priority] -= 1
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held = False
+                self._turn[bool(self._waiting[True])].notify()
+
+
 def _run_before_commit(session: Session) -> None:
     for callback in session.info.pop("before_commit", {}).values():
         callback(session)
@@ -74,9 +107,7 @@ class Database:
         self.engine.echo = echo
         self._listeners: list[Listener] = []
         # SQLite: one writer at a time, and group commit (see _write_in_batch).
-        self._write_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queued = 0
+        self._writers = _WriterQueue()
         self._batch: _Batch | None = None
 
     @property
@@ -84,11 +115,15 @@ class Database:
         return self.engine.dialect.name
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, priority: bool = False) -> Iterator[Session]:
         """One write transaction: its changes are committed when the block returns (and before
-        ``write`` returns), rolled back if it raises."""
+        ``write`` returns), rolled back if it raises.
+
+        ``priority``: on SQLite, go ahead of other waiting writers. For the dispatcher's small
+        writes, which finish what is already committed (a settled approval's callback), so
+        that a flood of new requests does not hold up the pipelines waiting for callbacks."""
         if self.is_sqlite:
-            with self._write_in_batch() as session:
+            with self._write_in_batch(priority) as session:
                 yield session
             return
         with (
@@ -106,16 +141,12 @@ class Database:
             session.commit()
 
     @contextlib.contextmanager
-    def _write_in_batch(self) -> Iterator[Session]:
+    def _write_in_batch(self, priority: bool) -> Iterator[Session]:
         """SQLite's group commit. One writer at a time holds the write lock and runs its block
         in a savepoint of the open batch transaction; whoever finishes while nobody else is
         waiting for the lock (or fills the batch) commits it for everyone in it. Each caller
         returns only after its batch committed, and gets ``StoreUnavailable`` if that failed."""
-        with self._queue_lock:
-            self._queued += 1
-        with self._write_lock:
-            with self._queue_lock:
-                self._queued -= 1
+        with self._writers.held(priority=priority):
             batch = self._batch or self._open_batch()
             try:
                 with (
@@ -134,7 +165,7 @@ class Database:
                     batch.size += 1
             finally:
                 if (
-                    self._queued == 0
+                    self._writers.waiting == 0
                     or batch.size >= MAX_BATCH
                     or time.monotonic() - batch.opened > MAX_BATCH_SECONDS
                 ):
