@@ -58,12 +58,13 @@ async def run(server: ServerProcess, count: int) -> dict[str, object]:
         pipeline, approver = await _people(http)
         ids = await _bounded([_create(http, pipeline) for _ in range(count)])
         woken: dict[str, float] = {}
+        connecting = asyncio.Semaphore(256)  # not 10,000 SYNs at once into the accept backlog
         waiting = [
-            asyncio.create_task(_wait(server.port, pipeline, approval_id, woken))
+            asyncio.create_task(_wait(server.port, pipeline, approval_id, woken, connecting))
             for approval_id in ids
         ]
-        await _until(lambda: _waiters(server.url) >= count, timeout=120)
-        idle = _sample(pid, seconds=10)
+        await _until(http, count, timeout=300)
+        idle = await asyncio.to_thread(_sample, pid, 10)
         decided_at: dict[str, float] = {}
         started = time.monotonic()
         await _bounded([_decide(http, approver, approval_id, decided_at) for approval_id in ids])
@@ -113,15 +114,22 @@ async def _decide(
     response.raise_for_status()
 
 
-async def _wait(port: int, key: str, approval_id: str, woken: dict[str, float]) -> None:
+async def _wait(
+    port: int,
+    key: str,
+    approval_id: str,
+    woken: dict[str, float],
+    connecting: asyncio.Semaphore,
+) -> None:
     """One long poll over a bare connection: far lighter than an httpx client per waiter."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = (
-        f"GET /v1/approvals/{approval_id}/wait?timeout=300 HTTP/1.1\r\nhost: bench\r\n"
-        f"authorization: Bearer {key}\r\nconnection: close\r\n\r\n"
-    )
-    writer.write(request.encode())
-    await writer.drain()
+    async with connecting:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = (
+            f"GET /v1/approvals/{approval_id}/wait?timeout=300 HTTP/1.1\r\nhost: bench\r\n"
+            f"authorization: Bearer {key}\r\nconnection: close\r\n\r\n"
+        )
+        writer.write(request.encode())
+        await writer.drain()
     response = await reader.read()
     woken[approval_id] = time.monotonic()
     writer.close()
@@ -139,16 +147,12 @@ async def _bounded(jobs: list) -> list:  # type: ignore[type-arg]
     return await asyncio.gather(*(one(job) for job in jobs))
 
 
-def _waiters(url: str) -> int:
-    count: int = httpx.get(f"{url}/healthz").json()["waiters"]
-    return count
-
-
-async def _until(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
+async def _until(http: httpx.AsyncClient, waiters: int, timeout: float) -> None:
+    """Until the server reports ``waiters`` open long polls."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while (await http.get("/healthz", timeout=60)).json()["waiters"] < waiters:
         if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
+            raise TimeoutError(f"fewer than {waiters} waiters after {timeout:.0f} s")
         await asyncio.sleep(0.5)
 
 
