@@ -117,7 +117,9 @@ def test_a_body_that_is_not_json_is_a_problem(api):
     response = api["pipeline"].post(
         "/v1/approvals", content=b"{oops", headers={"content-type": "application/json"}
     )
-    assert_problem(response, 422, "invalid_input")
+    body = assert_problem(response, 422, "invalid_input")
+    assert [e["field"] for e in body["errors"]] == [""]  # the body as a whole, not a position
+    assert str(body["detail"]).startswith("body: JSON decode error")
 
 
 def test_a_wrong_method_is_a_problem(api):

@@ -53,7 +53,10 @@ async def _signoff_error(_request: Request, exc: errors.SignoffError) -> JSONRes
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     fields = [
         {
-            "field": "/".join(str(part) for part in error["loc"] if part != "body"),
+            # A body that is not JSON has no field; its loc ends in a character offset.
+            "field": ""
+            if error["type"] == "json_invalid"
+            else "/".join(str(part) for part in error["loc"] if part != "body"),
             "message": error["msg"],
         }
         for error in exc.errors()
