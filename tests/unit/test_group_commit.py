@@ -4,6 +4,7 @@ dispatcher's priority writes go ahead of waiting requests."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -111,3 +112,27 @@ def test_priority_writers_go_ahead_of_waiting_ones(sqlite_db):
     run_while_blocked(sqlite_db, [*normal, writer("dispatcher", priority=True)])
     assert order[0] == "dispatcher"
     assert sorted(order[1:]) == [f"request-{i}" for i in range(5)]
+
+
+def test_a_write_holds_sqlites_write_lock_from_its_first_statement_and_reads_do_not(sqlite_db):
+    path = sqlite_db.url.database
+    assert path is not None
+
+    def other_writer_can_start() -> bool:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            other.close()
+
+    with sqlite_db.write() as session:
+        session.execute(text("SELECT 1"))  # reads nothing: only BEGIN IMMEDIATE takes the lock
+        assert not other_writer_can_start()
+    with sqlite_db.read() as session:
+        session.execute(text("SELECT count(*) FROM t"))
+        assert other_writer_can_start()
+    assert other_writer_can_start()
