@@ -29,6 +29,7 @@ from signoff.store.engine import Database
 ADMIN_EMAIL = "admin@signoff.localhost"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # coarser than this would cost a write per request
 CHANGED = "principals"  # notification topic: a user, team membership or API key changed
+MAX_REMEMBERED_KEYS = 10_000  # an Authenticator forgets everything when it knows this many
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ class Authenticator:
 
     Every change to what an existing key stands for (its revocation, its user's teams)
     notifies ``CHANGED`` on commit (through PostgreSQL's NOTIFY to every process), which
-    empties the memory at once; ``ttl`` only bounds how long
-    a change that could not notify this process (an admin command run on an SQLite file by
-    another process) takes to apply. Refusals are never kept. Thread-safe.
+    empties the memory at once; ``ttl`` only bounds how long a change that could not notify
+    this process (an admin command run on an SQLite file by another process) takes to apply.
+    Refusals are never kept. Thread-safe.
     """
 
     def __init__(self, db: Database, *, secret_key: str, ttl: float) -> None:
@@ -104,9 +105,6 @@ class Authenticator:
             with self._lock:
                 self._generation += 1
                 self._known.clear()
-
-
-MAX_REMEMBERED_KEYS = 10_000
 
 
 def create_user(
