@@ -122,8 +122,10 @@ def test_a_body_that_is_not_json_is_a_problem(api):
     assert str(body["detail"]).startswith("body: JSON decode error")
 
 
-def test_a_wrong_method_is_a_problem(api):
-    assert_problem(api["pipeline"].delete("/v1/approvals"), 405, "method_not_allowed")
+def test_a_wrong_method_is_a_problem_that_names_every_allowed_method(api):
+    refused = api["pipeline"].delete("/v1/approvals")
+    assert_problem(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, POST"
 
 
 def test_unknown_approver_is_a_problem(api):
@@ -274,6 +276,12 @@ def test_openapi_describes_the_api(server):
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert "/v1/approvals/{approval_id}/wait" in spec["paths"]
     assert "ApprovalCreate" in spec["components"]["schemas"]
+    # errors are documented as they are sent: problem+json with a code
+    create = spec["paths"]["/v1/approvals"]["post"]["responses"]
+    for status in ("401", "409", "422", "503"):
+        assert list(create[status]["content"]) == ["application/problem+json"]
+    assert "code" in spec["components"]["schemas"]["Problem"]["required"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
 
 
 def _until_waiting(admin: httpx.Client, count: int) -> None:

@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
-from signoff import errors
+from signoff import errors, schemas
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,48 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+
+
+# What any operation may answer besides its success (all as problem+json); which code is
+# meant is in the body's ``code`` (docs/api.md lists them).
+_ANY_OPERATION = {
+    400: "The body could not be read.",
+    401: "No valid API key or task token.",
+    403: "The caller may not do this.",
+    404: "The route or the object does not exist, or the caller may not see it.",
+    422: "The request is not valid; ``errors`` names each field.",
+    500: "An unexpected error (logged with the request id).",
+    503: "The database is unavailable.",
+}
+_WRITES = {409: "The change conflicts with the current state.", 413: "The body is over 1 MiB."}
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document with every operation's problem answers described as
+    ``application/problem+json`` (FastAPI alone documents a 422 in a shape we never send)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+        schemas.Problem.model_json_schema()
+    )
+    for operations in spec.get("paths", {}).values():
+        for method, operation in operations.items():
+            answers = _ANY_OPERATION | (_WRITES if method in ("post", "put", "patch") else {})
+            for status, description in answers.items():
+                operation["responses"][str(status)] = {
+                    "description": description,
+                    "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        spec["components"]["schemas"].pop(unused, None)
+    app.openapi_schema = spec
+    return spec
 
 
 async def _signoff_error(_request: Request, exc: errors.SignoffError) -> JSONResponse:
@@ -65,12 +108,24 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     return problem(422, errors.InvalidInput.code, errors.InvalidInput.title, detail, errors=fields)
 
 
-async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        # Starlette names only the first route on the path; a path has one route per method.
+        response.headers["Allow"] = ", ".join(sorted(_methods_of(request)))
     return response
+
+
+def _methods_of(request: Request) -> set[str]:
+    """The methods the API documents for this request's path."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].fullmatch(request.url.path):
+            methods |= {method.upper() for method in operations}
+    return methods
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
