@@ -9,7 +9,7 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
   x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
-  x PermissionDenied    NotAnApprover, RequesterCannotDecide
+  x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed
   x Unauthenticated     InvalidSignature
   x StoreUnavailable    (driver error kept as __cause__)
   x SchemaBehind        (the database needs ``signoff db upgrade``)
@@ -130,6 +130,11 @@ class PermissionDenied(SignoffError):
     code = "permission_denied"
     status = 403
     title = "Not allowed"
+
+
+class AddressNotAllowed(PermissionDenied):
+    code = "address_not_allowed"
+    title = "Requests from this network address are not allowed"
 
 
 class NotAnApprover(PermissionDenied):

@@ -5,8 +5,10 @@ Every setting is ``SIGNOFF_<NAME>``; ``docs/configuration.md`` lists them all.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -51,8 +53,20 @@ class Settings(BaseSettings):
         "through this server, or on PostgreSQL through any process, apply at once; this bounds "
         "only changes it cannot hear of (admin commands on another process's SQLite file).",
     )
+    allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[],
+        description="Only clients in these networks (comma-separated CIDRs, e.g. "
+        "'10.0.0.0/8,192.168.1.0/24') may use the API; empty: everyone. /healthz is exempt.",
+    )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
     log_level: str = "info"
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

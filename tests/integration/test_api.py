@@ -310,3 +310,23 @@ def test_a_key_revoked_behind_the_servers_back_is_refused_after_the_cache_time(a
         principals_store.revoke_api_key(session, key["id"], datetime.now(UTC))
     time.sleep(0.7)
     assert_problem(alice.get("/v1/approvals"), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"allowed_networks": ["10.0.0.0/8", "fd00::/8"]}], indirect=True
+)
+def test_clients_outside_the_allowed_networks_are_refused_before_anything_else(server):
+    admin = {"authorization": f"Bearer {server.admin_key}"}
+    for method, path in (("GET", "/v1/approvals"), ("POST", "/v1/approvals"), ("GET", "/nope")):
+        refused = httpx.request(method, server.url + path, headers=admin, json={})
+        body = assert_problem(refused, 403, "address_not_allowed")
+        assert "allowed networks" in str(body["detail"])
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # load balancers still see it
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"allowed_networks": ["10.0.0.0/8", "127.0.0.0/8"]}], indirect=True
+)
+def test_clients_inside_an_allowed_network_are_served(server):
+    admin = {"authorization": f"Bearer {server.admin_key}"}
+    assert httpx.get(f"{server.url}/v1/approvals", headers=admin).status_code == 200

@@ -195,3 +195,13 @@ def test_client_errors_name_the_problem(client_env, server):
 def test_version_and_help():
     assert signoff("--version", env={}).stdout.startswith("signoff ")
     assert "approvals" in signoff("--help", env={}).stdout
+
+
+def test_a_bad_setting_is_one_clear_line_naming_the_variable(admin_env):
+    env = admin_env | {"SIGNOFF_ALLOWED_NETWORKS": "10.0.0.0/8,not-a-network"}
+    for command in (["users", "list"], ["server", "run", "--port", "0"]):
+        ran = signoff(*command, env=env, check=False)
+        assert ran.returncode == 1
+        assert ran.stderr.strip() == (
+            "error: SIGNOFF_ALLOWED_NETWORKS: value is not a valid IPv4 or IPv6 network"
+        )

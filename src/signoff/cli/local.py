@@ -16,7 +16,21 @@ from signoff.cli.output import fail
 
 if TYPE_CHECKING:
     from signoff.domain.principals import Context
+    from signoff.settings import Settings
     from signoff.store.engine import Database
+
+
+def load_settings(settings_class: type[Settings]) -> Settings:
+    """The settings from the environment, or a one-line error per bad ``SIGNOFF_*`` value."""
+    from pydantic import ValidationError
+
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "SIGNOFF_" + str(error["loc"][0]).upper() if error["loc"] else "settings"
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        raise typer.Exit(1) from exc
 
 
 @contextlib.contextmanager
@@ -32,7 +46,7 @@ def database() -> Iterator[tuple[Database, Context]]:
         )
         raise typer.Exit(1) from exc
     try:
-        db, _keys = server.open_database(Settings())
+        db, _keys = server.open_database(load_settings(Settings))
     except errors.SignoffError as exc:
         raise fail(exc) from exc
     try:

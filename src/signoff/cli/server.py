@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from signoff import errors
+from signoff.cli.local import load_settings
 from signoff.cli.output import fail
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def _settings() -> Settings:
             f"error: this needs the server: pip install 'signoff[server]' ({exc})", file=sys.stderr
         )
         raise typer.Exit(1) from exc
-    return Settings()
+    return load_settings(Settings)
 
 
 @server.command("run")

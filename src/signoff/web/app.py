@@ -11,6 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (approvals_api, people_api, audit_api, system_api):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    if settings.allowed_networks:
+        app.add_middleware(AllowedNetworksMiddleware, networks=settings.allowed_networks)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -130,6 +133,40 @@ class BodyLimitMiddleware:
                 await refusal(scope, receive, send)
 
         await self.app(scope, counting_receive, send_or_refuse)
+
+
+class AllowedNetworksMiddleware:
+    """Refuse clients outside ``networks`` (``SIGNOFF_ALLOWED_NETWORKS``) before anything else
+    runs, as a Ground Truth private workforce's IP allow-list does. ``/healthz`` stays open for
+    load balancers. Behind a reverse proxy, the client address is the one uvicorn takes from
+    ``X-Forwarded-For`` when the proxy is in ``FORWARDED_ALLOW_IPS``."""
+
+    def __init__(self, app: ASGIApp, networks: list[IPv4Network | IPv6Network]) -> None:
+        self.app = app
+        self.networks = networks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz" or self._allows(scope):
+            await self.app(scope, receive, send)
+            return
+        refused = errors.AddressNotAllowed(
+            "this server accepts requests only from its allowed networks"
+        )
+        await problems.problem(403, refused.code, refused.title, refused.detail)(
+            scope, receive, send
+        )
+
+    def _allows(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            address = ip_address(client[0])
+        except ValueError:
+            return False
+        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
+        return any(address in network for network in self.networks)
 
 
 class RequestIdMiddleware:
