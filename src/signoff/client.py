@@ -227,8 +227,14 @@ class _PeopleCalls:
         )
 
     @staticmethod
-    def create_key(user: str | None, name: str) -> _Call[schemas.ApiKeyCreated]:
-        body = schemas.ApiKeyCreate(user=user, name=name).model_dump(exclude_none=True)
+    def create_key(
+        user: str | None,
+        name: str,
+        scopes: list[schemas.ScopeName] | None,
+        expires_in: int | str | None,
+    ) -> _Call[schemas.ApiKeyCreated]:
+        spec = schemas.ApiKeyCreate(user=user, name=name, scopes=scopes, expires_in=expires_in)
+        body = spec.model_dump(exclude_none=True)
         return _Call("POST", "/v1/api-keys", _model(schemas.ApiKeyCreated), json=body)
 
     @staticmethod
@@ -474,8 +480,17 @@ class People:
     def add_member(self, team: str, user: str) -> schemas.TeamPublic:
         return self._send(_PeopleCalls.add_member(team, user))
 
-    def create_key(self, *, user: str | None = None, name: str = "") -> schemas.ApiKeyCreated:
-        return self._send(_PeopleCalls.create_key(user, name))
+    def create_key(
+        self,
+        *,
+        user: str | None = None,
+        name: str = "",
+        scopes: list[schemas.ScopeName] | None = None,
+        expires_in: int | str | None = None,
+    ) -> schemas.ApiKeyCreated:
+        """A new API key; ``scopes`` default to all its user's role allows, ``expires_in``
+        ('90d') to never."""
+        return self._send(_PeopleCalls.create_key(user, name, scopes, expires_in))
 
     def list_keys(self) -> list[schemas.ApiKeyPublic]:
         return self._send(_PeopleCalls.list_keys())
@@ -672,8 +687,15 @@ class AsyncPeople:
     async def add_member(self, team: str, user: str) -> schemas.TeamPublic:
         return await self._send(_PeopleCalls.add_member(team, user))
 
-    async def create_key(self, *, user: str | None = None, name: str = "") -> schemas.ApiKeyCreated:
-        return await self._send(_PeopleCalls.create_key(user, name))
+    async def create_key(
+        self,
+        *,
+        user: str | None = None,
+        name: str = "",
+        scopes: list[schemas.ScopeName] | None = None,
+        expires_in: int | str | None = None,
+    ) -> schemas.ApiKeyCreated:
+        return await self._send(_PeopleCalls.create_key(user, name, scopes, expires_in))
 
     async def list_keys(self) -> list[schemas.ApiKeyPublic]:
         return await self._send(_PeopleCalls.list_keys())

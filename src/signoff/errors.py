@@ -9,7 +9,8 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
   x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
-  x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed
+  x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
+                        InsufficientScope
   x Unauthenticated     InvalidSignature
   x StoreUnavailable    (driver error kept as __cause__)
   x SchemaBehind        (the database needs ``signoff db upgrade``)
@@ -135,6 +136,11 @@ class PermissionDenied(SignoffError):
 class AddressNotAllowed(PermissionDenied):
     code = "address_not_allowed"
     title = "Requests from this network address are not allowed"
+
+
+class InsufficientScope(PermissionDenied):
+    code = "insufficient_scope"
+    title = "The API key's scopes do not allow this"
 
 
 class NotAnApprover(PermissionDenied):

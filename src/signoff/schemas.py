@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, UrlConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+)
 
 Status = Literal["pending", "approved", "rejected", "expired", "canceled"]
 Verdict = Literal["approve", "reject"]
@@ -160,9 +168,19 @@ class TeamMemberAdd(_Model):
     user: str = Field(description="Email or id of the user.")
 
 
+ScopeName = Literal["approvals:read", "approvals:write", "approvals:decide", "admin"]
+
+
 class ApiKeyCreate(_Model):
     name: str = Field(default="", max_length=200)
     user: str | None = Field(default=None, description="Email or id; default: yourself.")
+    scopes: list[ScopeName] | None = Field(
+        default=None,
+        description="What the key may do; default: everything its user's role allows.",
+    )
+    expires_in: Duration | None = Field(
+        default=None, description="The key stops working after this long ('90d'); default: never."
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -173,6 +191,13 @@ class ApiKeyPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[ScopeName]
+    expires_at: datetime | None
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _in_order(cls, value: Any) -> Any:
+        return sorted(value) if isinstance(value, set | frozenset) else value
 
 
 class ApiKeyCreated(ApiKeyPublic):

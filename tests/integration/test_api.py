@@ -330,3 +330,26 @@ def test_clients_outside_the_allowed_networks_are_refused_before_anything_else(s
 def test_clients_inside_an_allowed_network_are_served(server):
     admin = {"authorization": f"Bearer {server.admin_key}"}
     assert httpx.get(f"{server.url}/v1/approvals", headers=admin).status_code == 200
+
+
+def test_keys_carry_scopes_and_an_expiry_and_a_narrow_key_cannot_decide(api, server):
+    approval = create(api["pipeline"]).json()
+    made = api["alice"].post(
+        "/v1/api-keys",
+        json={"name": "dashboard", "scopes": ["approvals:read"], "expires_in": "30d"},
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()
+    assert key["scopes"] == ["approvals:read"]
+    assert key["expires_at"] is not None
+    narrow = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key['key']}"})
+    assert narrow.get(f"/v1/approvals/{approval['id']}").status_code == 200
+    refused = narrow.post(f"/v1/approvals/{approval['id']}/decisions", json={"verdict": "approve"})
+    assert assert_problem(refused, 403, "insufficient_scope")["scope"] == "approvals:decide"
+    listed = {k["id"]: k for k in api["alice"].get("/v1/api-keys").json()}
+    assert listed[key["id"]]["scopes"] == ["approvals:read"]
+    assert sorted(listed[key["id"]]) == sorted(k for k in key if k != "key")
+    bad = api["alice"].post("/v1/api-keys", json={"scopes": ["everything"]})
+    assert assert_problem(bad, 422, "invalid_input")["errors"][0]["field"].startswith("scopes")
+    too_much = api["alice"].post("/v1/api-keys", json={"scopes": ["admin"]})
+    assert_problem(too_much, 422, "invalid_input")

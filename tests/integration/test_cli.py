@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,38 @@ def test_a_bad_setting_is_one_clear_line_naming_the_variable(admin_env):
         assert ran.stderr.strip() == (
             "error: SIGNOFF_ALLOWED_NETWORKS: value is not a valid IPv4 or IPv6 network"
         )
+
+
+def test_keys_can_be_scoped_and_expire(admin_env):
+    signoff("users", "create", "etl@example.com", "--service", env=admin_env)
+    created = json.loads(
+        signoff(
+            "keys",
+            "create",
+            "--user",
+            "etl@example.com",
+            "--scope",
+            "approvals:write",
+            "--scope",
+            "approvals:read",
+            "--expires-in",
+            "90d",
+            "--json",
+            env=admin_env,
+        ).stdout
+    )
+    assert created["scopes"] == ["approvals:read", "approvals:write"]
+    expires_at = datetime.fromisoformat(created["expires_at"])
+    assert abs(expires_at - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=1)
+    assert "approvals:read" in signoff("keys", "list", env=admin_env).stdout
+    refused = signoff(
+        "keys",
+        "create",
+        "--user",
+        "etl@example.com",
+        "--scope",
+        "admin",
+        env=admin_env,
+        check=False,
+    )
+    assert (refused.returncode, "invalid_input" in refused.stderr) == (1, True)

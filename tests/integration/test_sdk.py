@@ -135,3 +135,18 @@ def test_the_sdk_surface_is_sorted_and_importable():
     assert signoff.__all__ == sorted(signoff.__all__)
     for name in signoff.__all__:
         assert getattr(signoff, name) is not None
+
+
+def test_a_pipeline_key_without_decide_scope_raises_insufficient_scope(server, clients):
+    key = clients["admin"].people.create_key(
+        user="pipeline@example.com", scopes=["approvals:write", "approvals:read"], expires_in="7d"
+    )
+    assert key.scopes == ["approvals:read", "approvals:write"]
+    assert key.expires_at is not None
+    pipeline = signoff.Client(server.url, key.key)
+    approval = pipeline.approvals.create(
+        title="t", approvers=["pipeline@example.com"], policy={"requester_can_decide": True}
+    )
+    with pytest.raises(errors.InsufficientScope) as refused:
+        pipeline.approvals.approve(approval.id)
+    assert refused.value.code == "insufficient_scope"

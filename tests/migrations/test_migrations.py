@@ -14,9 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from signoff import errors
+from signoff.domain.principals import MEMBER_SCOPES, Scope
 from signoff.services import server
 from signoff.settings import Settings
 from signoff.store import migrate
+from signoff.store import principals as principals_store
 from signoff.store.engine import Database
 from signoff.store.tables import Base
 
@@ -80,3 +82,30 @@ def test_the_server_refuses_a_postgres_schema_that_is_behind(database_url):
                 {"head": migrate.head_revision()},
             )
         db.dispose()
+
+
+def test_keys_made_before_scopes_keep_what_their_users_role_allowed(db):
+    migrate.downgrade(db, "0001")
+    with db.engine.begin() as connection:
+        for user_id, role in (("usr_admin", "admin"), ("usr_member", "member")):
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, email, name, role, kind, is_active, created_at) "
+                    "VALUES (:id, :email, 'x', :role, 'person', true, '2026-01-01')"
+                ),
+                {"id": user_id, "email": f"{user_id}@example.com", "role": role},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) "
+                    "VALUES (:id, :user, '', 'sok_', :hash, '2026-01-01')"
+                ),
+                {"id": f"key_{role}", "user": user_id, "hash": role * 8},
+            )
+    migrate.upgrade(db)
+    with db.read() as session:
+        member = principals_store.get_api_key(session, "key_member")
+        admin = principals_store.get_api_key(session, "key_admin")
+    assert member.scopes == MEMBER_SCOPES
+    assert admin.scopes == MEMBER_SCOPES | {Scope.ADMIN}
+    assert member.expires_at is None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
-from signoff import errors
+from signoff import errors, schemas
 from signoff.domain import ids
-from signoff.domain.principals import Role
-from signoff.services import principals
+from signoff.domain.principals import MEMBER_SCOPES, Context, Role, Scope
+from signoff.services import approvals, principals
 from signoff.store.tables import ApiKeyRow, UserRow
 from tests import factories as f
 
@@ -96,3 +99,84 @@ def test_ids_are_typed_base32_and_do_not_repeat():
     assert sortable == sorted(sortable)
     assert len(set(sortable)) == 1000
     assert all(len(i) == 30 for i in sortable)
+
+
+def _as(db, secret: str) -> Context:
+    return Context(principal=principals.authenticate(db, secret, secret_key=f.SECRET_KEY))
+
+
+def test_a_key_does_only_what_its_scopes_allow(db):
+    f.user(db, "pipeline@example.com")
+    f.user(db, "alice@example.com")
+    pipeline_key = principals.create_api_key(
+        db, f.CLI, user="pipeline@example.com", scopes=["approvals:write", "approvals:read"]
+    ).secret
+    reader_key = principals.create_api_key(
+        db, f.CLI, user="alice@example.com", scopes=["approvals:read"]
+    ).secret
+    pipeline = _as(db, pipeline_key)
+    created = approvals.create(db, pipeline, f.approval_spec(), secret_key=f.SECRET_KEY)
+    assert approvals.get(db, pipeline, created.approval.id).is_pending
+    reader = _as(db, reader_key)
+    assert approvals.get(db, reader, created.approval.id).is_pending  # alice is an approver
+    decision = schemas.DecisionCreate(verdict="approve")
+    with pytest.raises(errors.InsufficientScope, match="approvals:decide"):
+        approvals.decide(db, reader, created.approval.id, decision)
+    with pytest.raises(errors.InsufficientScope, match="approvals:write"):
+        approvals.create(db, reader, f.approval_spec(), secret_key=f.SECRET_KEY)
+    with pytest.raises(errors.InsufficientScope, match="approvals:write"):
+        approvals.cancel(db, reader, created.approval.id)
+
+
+def test_default_scopes_follow_the_role_and_no_key_gets_more(db):
+    f.user(db, "alice@example.com")
+    f.user(db, "root@example.com", role=Role.ADMIN)
+    member = principals.create_api_key(db, f.CLI, user="alice@example.com").api_key
+    admin = principals.create_api_key(db, f.CLI, user="root@example.com").api_key
+    assert member.scopes == MEMBER_SCOPES
+    assert admin.scopes == MEMBER_SCOPES | {Scope.ADMIN}
+    with pytest.raises(errors.InvalidInput, match="admin"):
+        principals.create_api_key(db, f.CLI, user="alice@example.com", scopes=["admin"])
+    with pytest.raises(errors.InvalidInput, match="unknown scope"):
+        principals.create_api_key(db, f.CLI, user="alice@example.com", scopes=["everything"])
+    # a read-only key cannot mint its owner a stronger one
+    reader = _as(
+        db,
+        principals.create_api_key(
+            db, f.CLI, user="alice@example.com", scopes=["approvals:read"]
+        ).secret,
+    )
+    with pytest.raises(errors.InvalidInput, match="approvals:write"):
+        principals.create_api_key(db, reader, scopes=["approvals:write"])
+    assert principals.create_api_key(db, reader).api_key.scopes == {Scope.APPROVALS_READ}
+
+
+def test_an_admin_key_without_the_admin_scope_is_no_admin_key(db):
+    f.user(db, "root@example.com", role=Role.ADMIN)
+    narrow = _as(
+        db,
+        principals.create_api_key(
+            db, f.CLI, user="root@example.com", scopes=["approvals:read"]
+        ).secret,
+    )
+    with pytest.raises(errors.InsufficientScope, match="'admin'"):
+        principals.list_users(db, narrow)
+    f.user(db, "alice@example.com")
+    member = _as(db, f.key(db, "alice@example.com"))
+    with pytest.raises(errors.PermissionDenied, match="needs an admin"):
+        principals.list_users(db, member)
+
+
+def test_an_expired_key_stops_working_and_is_not_remembered_past_its_expiry(db):
+    f.user(db, "alice@example.com")
+    created = principals.create_api_key(db, f.CLI, user="alice@example.com", expires_in="1h")
+    assert created.api_key.expires_at is not None
+    auth = principals.Authenticator(db, secret_key=f.SECRET_KEY, ttl=60)
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
+    with db.write() as session:
+        session.execute(ApiKeyRow.__table__.update().values(expires_at=soon))
+    assert auth.authenticate(created.secret).user is not None
+    time.sleep(0.6)
+    assert auth.remembered(created.secret) is None
+    with pytest.raises(errors.Unauthenticated, match="expired"):
+        auth.authenticate(created.secret)

@@ -17,7 +17,17 @@ keys = typer.Typer(help="API keys (database access).")
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 USER_COLUMNS = ("id", "email", "name", "role", "kind", "is_active")
-KEY_COLUMNS = ("id", "user_id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+KEY_COLUMNS = (
+    "id",
+    "user_id",
+    "name",
+    "prefix",
+    "scopes",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+)
 
 
 @users.command("create")
@@ -115,6 +125,16 @@ def list_teams(as_json: Json = False) -> None:
 def create_key(
     user: Annotated[str, typer.Option("--user", help="Email or id of the key's user.")],
     name: str = "",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="approvals:read, approvals:write, approvals:decide or admin; repeat for "
+            "several (default: all the user's role allows)."
+        ),
+    ] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="The key stops working after this long, e.g. 90d.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create an API key and print its secret, once."""
@@ -122,7 +142,9 @@ def create_key(
 
     with database() as (db, ctx):
         try:
-            created = principals.create_api_key(db, ctx, user=user, name=name)
+            created = principals.create_api_key(
+                db, ctx, user=user, name=name, scopes=scope, expires_in=expires_in
+            )
         except errors.SignoffError as exc:
             raise fail(exc) from exc
     public = schemas.ApiKeyCreated.model_validate(asdict(created.api_key) | {"key": created.secret})

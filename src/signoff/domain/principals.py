@@ -10,10 +10,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from signoff import errors
+
 
 class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
+
+
+class Scope(StrEnum):
+    """What an API key may be used for; what it can do is also bounded by its user's role."""
+
+    APPROVALS_READ = "approvals:read"  # read, list, wait on approvals one may see
+    APPROVALS_WRITE = "approvals:write"  # create approvals; cancel and heartbeat one's own
+    APPROVALS_DECIDE = "approvals:decide"  # decide approvals one is an approver of
+    ADMIN = "admin"  # people, keys of others, the audit log (admins only)
+
+
+MEMBER_SCOPES = frozenset({Scope.APPROVALS_READ, Scope.APPROVALS_WRITE, Scope.APPROVALS_DECIDE})
+
+
+def scopes_of_role(role: Role) -> frozenset[Scope]:
+    """Every scope a key of a user with this role may carry."""
+    return MEMBER_SCOPES | {Scope.ADMIN} if role is Role.ADMIN else MEMBER_SCOPES
 
 
 class UserKind(StrEnum):
@@ -53,10 +72,15 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: frozenset[Scope]
+    expires_at: datetime | None
 
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True)
@@ -69,11 +93,34 @@ class Principal:
     approval_id: str | None = None  # set when acting with a task token
     api_key_id: str | None = None
     system: str | None = None  # "scheduler", "cli": signoff itself or a local operator
+    scopes: frozenset[Scope] | None = None  # an API key's; None: not limited by a key
+    expires_at: datetime | None = None  # the API key's expiry
 
     @property
     def is_admin(self) -> bool:
-        """Admins, and whoever runs signoff's own commands against the database."""
-        return self.system is not None or (self.user is not None and self.user.is_admin)
+        """Admins acting with a key that allows it, and whoever runs signoff's own commands
+        against the database."""
+        return self.system is not None or (
+            self.user is not None and self.user.is_admin and self.allows(Scope.ADMIN)
+        )
+
+    def allows(self, scope: Scope) -> bool:
+        return self.scopes is None or scope in self.scopes
+
+    def require_admin(self) -> None:
+        if self.system is not None:
+            return
+        if self.user is None or not self.user.is_admin:
+            raise errors.PermissionDenied("this needs an admin")
+        self.require(Scope.ADMIN)
+
+    def require(self, scope: Scope) -> None:
+        """Refuse a user's request whose API key lacks ``scope`` (task tokens and signoff
+        itself are bounded otherwise)."""
+        if self.user is not None and not self.allows(scope):
+            raise errors.InsufficientScope(
+                f"this API key lacks the {scope.value!r} scope", scope=scope.value
+            )
 
     @property
     def actor(self) -> str:

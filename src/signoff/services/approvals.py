@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from signoff import errors, schemas
 from signoff.domain import approvals, deliveries, events, ids, policies
 from signoff.domain.approvals import Approval, ApproverRef, Reason, Status
-from signoff.domain.principals import Context, User
+from signoff.domain.principals import Context, Scope, User
 from signoff.services import journal
 from signoff.store import approvals as store
 from signoff.store import outbox, principals
@@ -46,6 +46,7 @@ def create(
     now: datetime | None = None,
 ) -> Created:
     user = _require_user(ctx)
+    ctx.principal.require(Scope.APPROVALS_WRITE)
     request_hash = _request_hash(spec)
     try:
         return _create(db, ctx, user, spec, secret_key, idempotency_key, request_hash, now)
@@ -127,6 +128,7 @@ def _replay(found: tuple[Approval, str | None], request_hash: str, secret_key: s
 
 
 def get(db: Database, ctx: Context, approval_id: str) -> Approval:
+    ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         approval = store.get_approval(session, approval_id)
         _check_can_see(session, ctx, approval)
@@ -145,6 +147,7 @@ def list_approvals(
     limit: int = 50,
 ) -> tuple[list[Approval], str | None]:
     user = _require_user(ctx)
+    ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         me = (user.id, ctx.principal.team_ids)
         requester_id = principals.get_user(session, requester).id if requester else None
@@ -169,6 +172,7 @@ def decide(
 ) -> Approval:
     """Record one approver's verdict; settle the approval when the policy is met."""
     user = _require_user(ctx)
+    ctx.principal.require(Scope.APPROVALS_DECIDE)
     verdict = approvals.Verdict(spec.verdict)
     now = now or datetime.now(UTC)
     with db.write() as session:
@@ -214,6 +218,7 @@ def decide(
 
 
 def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") -> Approval:
+    ctx.principal.require(Scope.APPROVALS_WRITE)
     now = datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
@@ -241,6 +246,7 @@ def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") ->
 def heartbeat(db: Database, ctx: Context, approval_id: str) -> Approval:
     """The workflow is still alive: push the heartbeat deadline out. Not audited: it changes
     no state anyone decides on, and a busy pipeline may beat every few seconds."""
+    ctx.principal.require(Scope.APPROVALS_WRITE)
     now = datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
@@ -299,6 +305,7 @@ def settled_among(db: Database, approval_ids: list[str]) -> list[str]:
 
 
 def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[dict[str, Any]]:
+    ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         _check_can_see(session, ctx, store.get_approval(session, approval_id))
         return outbox.deliveries_of_subject(session, approval_id)

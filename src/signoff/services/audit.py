@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from signoff import errors
 from signoff.domain import audit
 from signoff.domain.principals import Context
 from signoff.store import audit as store
@@ -48,5 +47,4 @@ def list_entries(
 
 
 def _require_admin(ctx: Context) -> None:
-    if not ctx.principal.is_admin:
-        raise errors.PermissionDenied("the audit log is for admins")
+    ctx.principal.require_admin()

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from signoff import errors
-from signoff.domain import ids
+from signoff.domain import ids, policies
 from signoff.domain.principals import (
     ApiKey,
     Context,
     Principal,
     Role,
+    Scope,
     Team,
     User,
     UserKind,
+    scopes_of_role,
     system_context,
 )
 from signoff.services import journal
@@ -49,6 +52,8 @@ def authenticate(db: Database, credential: str, *, secret_key: str) -> Principal
         key, user = found
         if key.is_revoked:
             raise errors.Unauthenticated("the API key was revoked")
+        if key.is_expired(datetime.now(UTC)):
+            raise errors.Unauthenticated("the API key expired")
         if not user.is_active:
             raise errors.Unauthenticated("the API key's user is disabled")
         team_ids = store.team_ids_of(session, user.id)
@@ -56,7 +61,13 @@ def authenticate(db: Database, credential: str, *, secret_key: str) -> Principal
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         with db.write() as session:
             store.touch_api_key(session, key.id, now)
-    return Principal(user=user, team_ids=team_ids, api_key_id=key.id)
+    return Principal(
+        user=user,
+        team_ids=team_ids,
+        api_key_id=key.id,
+        scopes=key.scopes,
+        expires_at=key.expires_at,
+    )
 
 
 class Authenticator:
@@ -93,11 +104,14 @@ class Authenticator:
             return principal
         generation = self._generation
         principal = authenticate(self.db, credential, secret_key=self.secret_key)
+        keep = self.ttl
+        if principal.expires_at is not None:  # never past the key's own expiry
+            keep = min(keep, (principal.expires_at - datetime.now(UTC)).total_seconds())
         with self._lock:
-            if generation == self._generation and self.ttl > 0:
+            if generation == self._generation and keep > 0:
                 if len(self._known) >= MAX_REMEMBERED_KEYS:
                     self._known.clear()
-                self._known[ids.digest(credential)] = (time.monotonic() + self.ttl, principal)
+                self._known[ids.digest(credential)] = (time.monotonic() + keep, principal)
         return principal
 
     def on_notification(self, topic: str, _key: str) -> None:
@@ -193,13 +207,28 @@ def add_member(db: Database, ctx: Context, *, team: str, user: str) -> Team:
 
 
 def create_api_key(
-    db: Database, ctx: Context, *, user: str | None = None, name: str = ""
+    db: Database,
+    ctx: Context,
+    *,
+    user: str | None = None,
+    name: str = "",
+    scopes: Collection[str] | None = None,
+    expires_in: int | str | None = None,
 ) -> CreatedKey:
-    """A new key for ``user`` (admins) or for the caller; the secret is returned only here."""
+    """A new key for ``user`` (admins) or for the caller; the secret is returned only here.
+
+    ``scopes`` default to everything the owner's role allows. A key can never get more than
+    its owner's role allows, nor more than the key that creates it carries."""
     secret = ids.new_api_key()
     with db.write() as session:
         owner = _key_owner(session, ctx, user)
-        return CreatedKey(_insert_key(session, ctx, owner, name, secret), secret)
+        granted = _grantable_scopes(ctx, owner, scopes)
+        expires_at = None
+        if expires_in is not None:
+            seconds = policies.parse_duration(expires_in, name="expires_in")
+            expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+        key = _insert_key(session, ctx, owner, name, secret, granted, expires_at)
+        return CreatedKey(key, secret)
 
 
 def list_api_keys(db: Database, ctx: Context) -> list[ApiKey]:
@@ -260,7 +289,9 @@ def ensure_admin_key(db: Database, secret: str) -> None:
                 object_id=admin.id,
                 after={"email": admin.email, "role": "admin", "kind": "service"},
             )
-        _insert_key(session, ctx, admin, "SIGNOFF_ADMIN_API_KEY", secret)
+        _insert_key(
+            session, ctx, admin, "SIGNOFF_ADMIN_API_KEY", secret, scopes_of_role(Role.ADMIN), None
+        )
 
 
 def _key_owner(session: Session, ctx: Context, user: str | None) -> User:
@@ -275,7 +306,38 @@ def _key_owner(session: Session, ctx: Context, user: str | None) -> User:
     return owner
 
 
-def _insert_key(session: Session, ctx: Context, owner: User, name: str, secret: str) -> ApiKey:
+def _grantable_scopes(
+    ctx: Context, owner: User, wanted: Collection[str] | None
+) -> frozenset[Scope]:
+    allowed = scopes_of_role(owner.role)
+    if ctx.principal.scopes is not None:
+        allowed &= ctx.principal.scopes
+    try:
+        granted = allowed if wanted is None else frozenset(Scope(name) for name in wanted)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"unknown scope: {exc}", field="scopes") from exc
+    beyond = granted - allowed
+    if beyond:
+        names = ", ".join(sorted(scope.value for scope in beyond))
+        raise errors.InvalidInput(
+            f"this key may not be given {names}: more than its user's role or the "
+            "creating key allows",
+            field="scopes",
+        )
+    if not granted:
+        raise errors.InvalidInput("a key needs at least one scope", field="scopes")
+    return granted
+
+
+def _insert_key(
+    session: Session,
+    ctx: Context,
+    owner: User,
+    name: str,
+    secret: str,
+    scopes: frozenset[Scope],
+    expires_at: datetime | None,
+) -> ApiKey:
     now = datetime.now(UTC)
     key = ApiKey(
         id=ids.new_id("key"),
@@ -285,6 +347,8 @@ def _insert_key(session: Session, ctx: Context, owner: User, name: str, secret: 
         created_at=now,
         last_used_at=None,
         revoked_at=None,
+        scopes=scopes,
+        expires_at=expires_at,
     )
     store.insert_api_key(session, key, ids.digest(secret))
     journal.record(
@@ -294,7 +358,12 @@ def _insert_key(session: Session, ctx: Context, owner: User, name: str, secret: 
         action="api_key.create",
         object_type="api_key",
         object_id=key.id,
-        after={"user_id": owner.id, "name": name},
+        after={
+            "user_id": owner.id,
+            "name": name,
+            "scopes": sorted(scopes),
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
     return key
 
@@ -307,5 +376,4 @@ def _task_token_principal(token: str, secret_key: str) -> Principal:
 
 
 def _require_admin(ctx: Context) -> None:
-    if not ctx.principal.is_admin:
-        raise errors.PermissionDenied("this needs an admin")
+    ctx.principal.require_admin()

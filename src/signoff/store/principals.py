@@ -47,6 +47,8 @@ def _key(row: Any) -> principals.ApiKey:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        scopes=frozenset(principals.Scope(scope) for scope in row.scopes),
+        expires_at=row.expires_at,
     )
 
 
@@ -157,6 +159,8 @@ def insert_api_key(session: Session, key: principals.ApiKey, key_hash: str) -> N
             created_at=key.created_at,
             last_used_at=None,
             revoked_at=None,
+            scopes=sorted(key.scopes),
+            expires_at=key.expires_at,
         )
     )
     session.flush()

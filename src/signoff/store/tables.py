@@ -129,6 +129,8 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(JSONType)
+    expires_at: Mapped[datetime | None]
 
 
 class ApprovalRow(Base):

@@ -72,7 +72,14 @@ def create_api_key(
     spec: schemas.ApiKeyCreate, ctx: ContextDep, runtime: RuntimeDep
 ) -> schemas.ApiKeyCreated:
     """A new key; its secret is in this answer and nowhere else, ever."""
-    created = principals.create_api_key(runtime.db, ctx, user=spec.user, name=spec.name)
+    created = principals.create_api_key(
+        runtime.db,
+        ctx,
+        user=spec.user,
+        name=spec.name,
+        scopes=spec.scopes,
+        expires_in=spec.expires_in,
+    )
     return schemas.ApiKeyCreated.model_validate(asdict(created.api_key) | {"key": created.secret})
 
 

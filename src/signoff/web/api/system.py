@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from signoff import errors, schemas
+from signoff import schemas
 from signoff.services import approvals
 from signoff.web.deps import ContextDep, RuntimeDep
 
@@ -22,6 +22,5 @@ async def health(runtime: RuntimeDep) -> dict[str, object]:
 @router.get("/v1/webhook-secret", response_model=schemas.WebhookSecret)
 def webhook_secret(ctx: ContextDep, runtime: RuntimeDep) -> schemas.WebhookSecret:
     """The secret that signs callbacks, for receivers to verify them (admins only)."""
-    if not ctx.principal.is_admin:
-        raise errors.PermissionDenied("the webhook secret is for admins")
+    ctx.principal.require_admin()
     return schemas.WebhookSecret(secret=runtime.keys.webhook_secret)
