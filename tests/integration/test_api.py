@@ -126,6 +126,9 @@ def test_a_wrong_method_is_a_problem_that_names_every_allowed_method(api):
     refused = api["pipeline"].delete("/v1/approvals")
     assert_problem(refused, 405, "method_not_allowed")
     assert refused.headers["allow"] == "GET, POST"
+    docs = api["admin"].post("/openapi.json")  # not an API path: Starlette's Allow stays
+    assert docs.status_code == 405
+    assert set(docs.headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 def test_unknown_approver_is_a_problem(api):

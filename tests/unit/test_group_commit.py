@@ -4,6 +4,7 @@ dispatcher's priority writes go ahead of waiting requests."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -40,7 +41,7 @@ def run_while_blocked(db: Database, writers: list[Callable[[], None]]) -> None:
     holding, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        with db.write() as session:
+        with contextlib.suppress(errors.StoreUnavailable), db.write() as session:
             session.execute(text("INSERT INTO t VALUES ('holder')"))
             holding.set()
             release.wait(10)
@@ -136,3 +137,31 @@ def test_a_write_holds_sqlites_write_lock_from_its_first_statement_and_reads_do_
         session.execute(text("SELECT count(*) FROM t"))
         assert other_writer_can_start()
     assert other_writer_can_start()
+
+
+def test_a_writer_that_kills_the_batch_transaction_fails_the_whole_batch(sqlite_db):
+    # Some SQLite errors (disk full, I/O) roll back the whole transaction, not one savepoint.
+    # Then nobody in the batch may be told their change was committed.
+    outcomes: dict[str, str] = {}
+
+    def writer(name: str, *, kill: bool = False) -> Callable[[], None]:
+        def write() -> None:
+            try:
+                with sqlite_db.write() as session:
+                    session.execute(text("INSERT INTO t VALUES (:n)"), {"n": name})
+                    if kill:
+                        session.connection().exec_driver_sql("ROLLBACK")
+                        raise ValueError("as if the disk were full")
+                outcomes[name] = "returned"
+            except (ValueError, errors.StoreUnavailable) as exc:
+                outcomes[name] = type(exc).__name__
+
+        return write
+
+    run_while_blocked(sqlite_db, [writer("a"), writer("killer", kill=True), writer("after")])
+    with sqlite_db.read() as session:
+        names = set(session.scalars(text("SELECT name FROM t")))
+    assert outcomes["a"] == "StoreUnavailable"  # its change is gone: it must not hear "done"
+    assert outcomes["killer"] != "returned"
+    assert "a" not in names
+    assert (outcomes["after"] == "returned") == ("after" in names)

@@ -180,3 +180,19 @@ def test_an_expired_key_stops_working_and_is_not_remembered_past_its_expiry(db):
     assert auth.remembered(created.secret) is None
     with pytest.raises(errors.Unauthenticated, match="expired"):
         auth.authenticate(created.secret)
+
+
+def test_a_narrow_key_can_neither_outlive_nor_switch_off_stronger_keys(db):
+    f.user(db, "alice@example.com")
+    full = principals.create_api_key(db, f.CLI, user="alice@example.com")
+    short = principals.create_api_key(
+        db, f.CLI, user="alice@example.com", scopes=["approvals:read"], expires_in="1h"
+    )
+    short_ctx = _as(db, short.secret)
+    made = principals.create_api_key(db, short_ctx, expires_in="30d").api_key
+    never = principals.create_api_key(db, short_ctx).api_key
+    assert made.expires_at == never.expires_at == short.api_key.expires_at
+    with pytest.raises(errors.InsufficientScope):
+        principals.revoke_api_key(db, short_ctx, full.api_key.id)
+    assert principals.revoke_api_key(db, short_ctx, made.id).is_revoked  # as narrow as itself
+    assert principals.revoke_api_key(db, _as(db, full.secret), short.api_key.id).is_revoked

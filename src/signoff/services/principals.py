@@ -218,15 +218,17 @@ def create_api_key(
     """A new key for ``user`` (admins) or for the caller; the secret is returned only here.
 
     ``scopes`` default to everything the owner's role allows. A key can never get more than
-    its owner's role allows, nor more than the key that creates it carries."""
+    its owner's role allows, nor more than the key that creates it carries, nor a later expiry
+    than that key's."""
     secret = ids.new_api_key()
     with db.write() as session:
         owner = _key_owner(session, ctx, user)
         granted = _grantable_scopes(ctx, owner, scopes)
-        expires_at = None
+        expires_at = ctx.principal.expires_at  # a key never outlives the key that made it
         if expires_in is not None:
             seconds = policies.parse_duration(expires_in, name="expires_in")
-            expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+            wanted = datetime.now(UTC) + timedelta(seconds=seconds)
+            expires_at = wanted if expires_at is None else min(wanted, expires_at)
         key = _insert_key(session, ctx, owner, name, secret, granted, expires_at)
         return CreatedKey(key, secret)
 
@@ -248,6 +250,13 @@ def revoke_api_key(db: Database, ctx: Context, key_id: str) -> ApiKey:
         caller = ctx.principal.user
         if not ctx.principal.is_admin and (caller is None or caller.id != key.user_id):
             raise errors.ApiKeyNotFound(f"no API key {key_id!r}")
+        mine = ctx.principal.scopes
+        if mine is not None and key.id != ctx.principal.api_key_id and not key.scopes <= mine:
+            # a leaked narrow key must not be able to switch off its user's stronger keys
+            raise errors.InsufficientScope(
+                "only a key with all of this key's scopes may revoke it",
+                scope=",".join(sorted(key.scopes - mine)),
+            )
         store.revoke_api_key(session, key.id, now)
         db.notify(session, CHANGED)
         journal.record(

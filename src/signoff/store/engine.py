@@ -8,8 +8,8 @@ batch takes SQLite's write lock up front (``BEGIN IMMEDIATE``), and WAL lets rea
 it.
 
 Notifications are how a commit wakes someone: ``notify(session, topic, key)`` inside a write
-transaction is delivered after commit to every ``listen()`` callback, through PostgreSQL's
-``LISTEN/NOTIFY`` on PostgreSQL (so every process hears it) and in-process on SQLite.
+transaction is delivered after commit to every ``listen()`` callback of this process before
+``write()`` returns, and on PostgreSQL also to every other process through ``LISTEN/NOTIFY``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,10 @@ class _WriterQueue:
                 self._turn[bool(self._waiting[True])].notify()
 
 
+def _in_transaction(connection: Connection) -> bool:
+    return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+
+
 def _run_before_commit(session: Session) -> None:
     for callback in session.info.pop("before_commit", {}).values():
         callback(session)
@@ -139,6 +143,10 @@ class Database:
                     [{"channel": CHANNEL, "payload": f"{t} {k}"} for t, k in sorted(pending)],
                 )
             session.commit()
+        if pending:
+            # This process hears it at once, before the caller returns; other processes
+            # through NOTIFY (this one again too: listeners take a notification twice).
+            self._deliver_locally(pending)
 
     @contextlib.contextmanager
     def _write_in_batch(self, priority: bool) -> Iterator[Session]:
@@ -168,8 +176,9 @@ class Database:
                     self._writers.waiting == 0
                     or batch.size >= MAX_BATCH
                     or time.monotonic() - batch.opened > MAX_BATCH_SECONDS
+                    or not _in_transaction(batch.connection)
                 ):
-                    self._commit_batch(batch)
+                    self._finish_batch(batch)
         batch.committed.wait()
         if batch.error is not None:
             raise errors.StoreUnavailable(f"database error: {batch.error}") from batch.error
@@ -186,19 +195,30 @@ class Database:
         self._batch = _Batch(connection)
         return self._batch
 
-    def _commit_batch(self, batch: _Batch) -> None:
+    def _finish_batch(self, batch: _Batch) -> None:
+        """Commit the batch (or, if its transaction is gone, fail everyone in it), tell this
+        process's listeners, then release the writers waiting for it."""
         self._batch = None
         try:
+            if not _in_transaction(batch.connection):
+                # An error such as a full disk rolled back the whole transaction, not just
+                # one savepoint: the earlier writers' changes are gone.
+                raise sqlalchemy.exc.OperationalError(
+                    "COMMIT", None, Exception("the transaction was rolled back by an error")
+                )
             batch.connection.commit()
         except Exception as exc:
             batch.error = exc
             with contextlib.suppress(Exception):
                 batch.connection.rollback()
+        try:
+            with contextlib.suppress(Exception):
+                batch.connection.close()
+            if batch.error is None and batch.notifications:
+                # Before anyone returns: a caller that revoked a key must find it forgotten.
+                self._deliver_locally(batch.notifications)
         finally:
-            batch.connection.close()
             batch.committed.set()
-        if batch.error is None and batch.notifications:
-            self._deliver_locally(batch.notifications)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -220,14 +240,14 @@ class Database:
         ``callback`` may be called from any thread. After a lost connection it is called with
         ``("*", "")``: whatever was missed, re-check.
         """
-        if self.is_sqlite:
-            self._listeners.append(callback)
-            try:
+        self._listeners.append(callback)
+        try:
+            if self.is_sqlite:
                 await asyncio.Event().wait()
-            finally:
-                self._listeners.remove(callback)
-        else:
-            await _listen_postgres(self.url, callback)
+            else:
+                await _listen_postgres(self.url, callback)
+        finally:
+            self._listeners.remove(callback)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -113,17 +113,19 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
-    if exc.status_code == 405:
+    methods = _methods_of(request) if exc.status_code == 405 else set()
+    if methods:
         # Starlette names only the first route on the path; a path has one route per method.
-        response.headers["Allow"] = ", ".join(sorted(_methods_of(request)))
+        response.headers["Allow"] = ", ".join(sorted(methods))
     return response
 
 
 def _methods_of(request: Request) -> set[str]:
     """The methods the API documents for this request's path."""
     methods: set[str] = set()
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
     for template, operations in request.app.openapi()["paths"].items():
-        if compile_path(template)[0].fullmatch(request.url.path):
+        if compile_path(template)[0].fullmatch(path):
             methods |= {method.upper() for method in operations}
     return methods
 
