@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from sqlalchemy import select
@@ -196,3 +197,8 @@ def test_a_narrow_key_can_neither_outlive_nor_switch_off_stronger_keys(db):
         principals.revoke_api_key(db, short_ctx, full.api_key.id)
     assert principals.revoke_api_key(db, short_ctx, made.id).is_revoked  # as narrow as itself
     assert principals.revoke_api_key(db, _as(db, full.secret), short.api_key.id).is_revoked
+
+
+def test_the_wire_names_every_scope_the_server_knows():
+    # schemas.py is the SDK's and cannot import the domain; this keeps the two lists one.
+    assert set(get_args(schemas.ScopeName)) == {scope.value for scope in Scope}
