@@ -70,9 +70,11 @@ class _WriterQueue:
     def held(self, *, priority: bool) -> Iterator[None]:
         with self._lock:
             self._waiting[priority] += 1
-            while self._held or (not priority and self._waiting[True]):
-                self._turn[priority].wait()
-            self._waiting[priority] -= 1
+            try:
+                while self._held or (not priority and self._waiting[True]):
+                    self._turn[priority].wait()
+            finally:  # also when interrupted: a stale count would keep batches open
+                self._waiting[priority] -= 1
             self._held = True
         try:
             yield
