@@ -115,6 +115,113 @@ class TeamMemberRow(Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
+    # "local" (an admin, an invitation or signoff.yaml added it) or "oidc" (the identity
+    # provider's groups claim did; the next sign-in may take it away again).
+    source: Mapped[str] = mapped_column(String(16), server_default="local")
+
+
+class CredentialRow(Base):
+    """How a person signs in: password, authenticator app, identity provider subject, and the
+    failed attempts that lock the account for a while. Kept apart from ``users`` so the row
+    every API request reads stays small."""
+
+    __tablename__ = "credentials"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None]
+    totp_secret: Mapped[str | None] = mapped_column(String(255))  # sealed with the server key
+    totp_confirmed_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # no code is used twice
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None]
+    oidc_subject: Mapped[str | None] = mapped_column(String(512), unique=True)
+
+
+class RecoveryCodeRow(Base):
+    __tablename__ = "recovery_codes"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime | None]
+
+
+class SessionRow(Base):
+    """A browser's sign-in. The cookie holds a secret whose digest is ``token_hash``."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class InvitationRow(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_email", "email"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    teams: Mapped[list[str]] = mapped_column(JSONType)
+    nonce: Mapped[str] = mapped_column(String(64))  # changes on re-send: old links stop working
+    invited_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    send_count: Mapped[int] = mapped_column(Integer)
+    accepted_at: Mapped[datetime | None]
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
+
+
+class PasswordResetRow(Base):
+    __tablename__ = "password_resets"
+    __table_args__ = (Index("ix_password_resets_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class PolicyRow(Base):
+    """A named, reusable approval policy (``policy="prod-promotion"``)."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ManagedObjectRow(Base):
+    """What a ``signoff.yaml`` stack created, so that apply and destroy touch nothing else."""
+
+    __tablename__ = "managed_objects"
+
+    stack: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(400), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
 
 
 class ApiKeyRow(Base):
