@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -115,20 +116,23 @@ class RunningServer:
 
 
 class _ThreadServer:
-    """uvicorn in a background thread on a free loopback port."""
+    """uvicorn in a background thread on a free loopback port, known before the app is made
+    (so ``public_url``, which links in emails use, is right from the start)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = settings.public_url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(
             create_app(settings),
-            host="127.0.0.1",
-            port=0,
             log_level="warning",
             timeout_graceful_shutdown=1,  # open long polls must not hold up a test's teardown
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = ""
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -137,12 +141,11 @@ class _ThreadServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = self.settings.public_url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        self.socket.close()
 
 
 @pytest.fixture

@@ -213,6 +213,37 @@ class _PeopleCalls:
         return _Call("GET", "/v1/users/me", _model(schemas.UserPublic), retry=True)
 
     @staticmethod
+    def update_user(user: str, changes: dict[str, Any]) -> _Call[schemas.UserPublic]:
+        spec = schemas.UserUpdate.model_validate(changes)
+        body = spec.model_dump(exclude_none=True)
+        return _Call("PATCH", f"/v1/users/{user}", _model(schemas.UserPublic), json=body)
+
+    @staticmethod
+    def invite(email: str, teams: list[str], role: str) -> _Call[schemas.InvitationSent]:
+        spec = schemas.InvitationCreate.model_validate(
+            {"email": email, "teams": teams, "role": role}
+        )
+        return _Call(
+            "POST", "/v1/invitations", _model(schemas.InvitationSent), json=spec.model_dump()
+        )
+
+    @staticmethod
+    def list_invitations() -> _Call[list[schemas.InvitationPublic]]:
+        return _Call("GET", "/v1/invitations", _models(schemas.InvitationPublic), retry=True)
+
+    @staticmethod
+    def resend_invitation(invitation_id: str) -> _Call[schemas.InvitationSent]:
+        return _Call(
+            "POST", f"/v1/invitations/{invitation_id}/resend", _model(schemas.InvitationSent)
+        )
+
+    @staticmethod
+    def revoke_invitation(invitation_id: str) -> _Call[schemas.InvitationPublic]:
+        return _Call(
+            "POST", f"/v1/invitations/{invitation_id}/revoke", _model(schemas.InvitationPublic)
+        )
+
+    @staticmethod
     def create_team(name: str) -> _Call[schemas.TeamPublic]:
         return _Call("POST", "/v1/teams", _model(schemas.TeamPublic), json={"name": name})
 
@@ -471,6 +502,33 @@ class People:
     def me(self) -> schemas.UserPublic:
         return self._send(_PeopleCalls.me())
 
+    def update_user(
+        self,
+        user: str,
+        *,
+        role: str | None = None,
+        is_active: bool | None = None,
+        name: str | None = None,
+    ) -> schemas.UserPublic:
+        """Change a user's role, name, or whether they may sign in (admins)."""
+        changes = {"role": role, "is_active": is_active, "name": name}
+        return self._send(_PeopleCalls.update_user(user, changes))
+
+    def invite(
+        self, email: str, *, teams: list[str] | None = None, role: str = "member"
+    ) -> schemas.InvitationSent:
+        """Invite ``email`` into ``teams``; they are emailed a link to join."""
+        return self._send(_PeopleCalls.invite(email, teams or [], role))
+
+    def list_invitations(self) -> list[schemas.InvitationPublic]:
+        return self._send(_PeopleCalls.list_invitations())
+
+    def resend_invitation(self, invitation_id: str) -> schemas.InvitationSent:
+        return self._send(_PeopleCalls.resend_invitation(invitation_id))
+
+    def revoke_invitation(self, invitation_id: str) -> schemas.InvitationPublic:
+        return self._send(_PeopleCalls.revoke_invitation(invitation_id))
+
     def create_team(self, name: str) -> schemas.TeamPublic:
         return self._send(_PeopleCalls.create_team(name))
 
@@ -677,6 +735,31 @@ class AsyncPeople:
 
     async def me(self) -> schemas.UserPublic:
         return await self._send(_PeopleCalls.me())
+
+    async def update_user(
+        self,
+        user: str,
+        *,
+        role: str | None = None,
+        is_active: bool | None = None,
+        name: str | None = None,
+    ) -> schemas.UserPublic:
+        changes = {"role": role, "is_active": is_active, "name": name}
+        return await self._send(_PeopleCalls.update_user(user, changes))
+
+    async def invite(
+        self, email: str, *, teams: list[str] | None = None, role: str = "member"
+    ) -> schemas.InvitationSent:
+        return await self._send(_PeopleCalls.invite(email, teams or [], role))
+
+    async def list_invitations(self) -> list[schemas.InvitationPublic]:
+        return await self._send(_PeopleCalls.list_invitations())
+
+    async def resend_invitation(self, invitation_id: str) -> schemas.InvitationSent:
+        return await self._send(_PeopleCalls.resend_invitation(invitation_id))
+
+    async def revoke_invitation(self, invitation_id: str) -> schemas.InvitationPublic:
+        return await self._send(_PeopleCalls.revoke_invitation(invitation_id))
 
     async def create_team(self, name: str) -> schemas.TeamPublic:
         return await self._send(_PeopleCalls.create_team(name))

@@ -5,13 +5,17 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 ``errors.AlreadyDecided`` whether it talks to the server or runs inside it.
 
 * SignoffError
-  x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound
+  x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
+                        InvitationNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
-  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
+  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, WeakPassword,
+                        PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
-                        InsufficientScope
-  x Unauthenticated     InvalidSignature
+                        InsufficientScope, CsrfFailed
+  x Unauthenticated     InvalidSignature, InvalidCredentials, AccountDisabled
+  x InvalidLink         (410: an emailed link that is not genuine, expired, used or revoked)
+  x TooManyAttempts     (429: sign-in refused for a while)
   x StoreUnavailable    (driver error kept as __cause__)
   x SchemaBehind        (the database needs ``signoff db upgrade``)
   x DeliveryFailed      (a sender could not hand an event over; transport error as __cause__)
@@ -61,6 +65,11 @@ class TeamNotFound(NotFound):
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
     title = "No such API key"
+
+
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
+    title = "No such invitation"
 
 
 class Conflict(SignoffError):
@@ -121,6 +130,11 @@ class CommentRequired(InvalidInput):
     title = "The policy requires a comment"
 
 
+class WeakPassword(InvalidInput):
+    code = "weak_password"
+    title = "The password may not be used"
+
+
 class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
     status = 413
@@ -141,6 +155,11 @@ class AddressNotAllowed(PermissionDenied):
 class InsufficientScope(PermissionDenied):
     code = "insufficient_scope"
     title = "The API key's scopes do not allow this"
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf_failed"
+    title = "The form expired or came from another site; reload the page and try again"
 
 
 class NotAnApprover(PermissionDenied):
@@ -164,6 +183,35 @@ class InvalidSignature(Unauthenticated):
 
     code = "invalid_signature"
     title = "The webhook signature is not valid"
+
+
+class InvalidCredentials(Unauthenticated):
+    """A wrong email, password or second-factor code; which of them is not said."""
+
+    code = "invalid_credentials"
+    title = "The sign-in details are not right"
+
+
+class AccountDisabled(Unauthenticated):
+    code = "account_disabled"
+    title = "This account is disabled"
+
+
+class InvalidLink(SignoffError):
+    """An invitation or password-reset link that is not genuine, expired, used or revoked."""
+
+    code = "invalid_link"
+    status = 410
+    title = "This link is no longer valid"
+
+
+class TooManyAttempts(SignoffError):
+    """Sign-in refused for a while: too many failures for the account or from the address;
+    ``extra["retry_after"]`` says in how many seconds to try again."""
+
+    code = "too_many_attempts"
+    status = 429
+    title = "Too many failed attempts"
 
 
 class StoreUnavailable(SignoffError):

@@ -153,6 +153,43 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class UserUpdate(_Model):
+    """Only the fields given change. A disabled user's sessions and keys stop at once."""
+
+    role: Literal["admin", "member"] | None = None
+    is_active: bool | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class InvitationCreate(_Model):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    teams: list[str] = Field(default_factory=list, max_length=100, description="Team names.")
+    role: Literal["admin", "member"] = "member"
+
+
+class InvitationPublic(BaseModel):
+    id: str
+    email: str
+    role: str
+    teams: list[str]
+    status: Literal["pending", "accepted", "revoked", "expired"]
+    invited_by: str
+    created_at: datetime
+    sent_at: datetime
+    expires_at: datetime
+    send_count: int
+    accepted_at: datetime | None
+    user_id: str | None
+    revoked_at: datetime | None
+
+
+class InvitationSent(InvitationPublic):
+    link: str = Field(
+        description="The invitation link, also emailed; for admins to hand over another way "
+        "when email is not set up. It works once, until expires_at."
+    )
+
+
 class TeamCreate(_Model):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -5,7 +5,7 @@ Every setting is ``SIGNOFF_<NAME>``; ``docs/configuration.md`` lists them all.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -59,6 +59,54 @@ class Settings(BaseSettings):
         "'10.0.0.0/8,192.168.1.0/24') may use the API; empty: everyone. /healthz is exempt.",
     )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
+    mfa_required: bool = Field(
+        default=True,
+        description="Every person must enrol an authenticator app (TOTP) before using the "
+        "portal. When false, enrolment is offered, and passwords must then be at least 15 "
+        "characters (NIST SP 800-63B for a single factor) instead of 8.",
+    )
+    session_idle_seconds: int = Field(
+        default=3600, ge=60, description="A portal session ends after this long unused."
+    )
+    session_max_seconds: int = Field(
+        default=12 * 3600, ge=300, description="A portal session ends this long after sign-in."
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Send portal cookies only over HTTPS; unset: true when public_url is https.",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Wrong passwords or codes in a row that lock an account."
+    )
+    login_lockout_seconds: int = Field(
+        default=900, ge=1, description="How long a locked account stays locked."
+    )
+    login_attempts_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Sign-in, code and reset attempts one client address may make per minute, "
+        "per server process.",
+    )
+    invitation_ttl_seconds: int = Field(
+        default=7 * 86400, ge=60, description="How long an invitation link works."
+    )
+    password_reset_ttl_seconds: int = Field(
+        default=3600, ge=60, description="How long a password-reset link works."
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for email; unset: email deliveries fail."
+    )
+    smtp_port: int | None = Field(
+        default=None, description="Default 587 with starttls, 465 with tls, 25 with none."
+    )
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (upgrade), tls (implicit TLS) or none."
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(
+        default="signoff <signoff@localhost>", description="The From: of every email."
+    )
     log_level: str = "info"
 
     @field_validator("allowed_networks", mode="before")
@@ -67,6 +115,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

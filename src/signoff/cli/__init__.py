@@ -1,8 +1,9 @@
 """The ``signoff`` command.
 
 Client commands (``approvals``) talk to a server through ``SIGNOFF_URL`` and
-``SIGNOFF_API_KEY``; admin commands (``users``, ``teams``, ``keys``, ``audit``, ``db``) and the
-processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
+``SIGNOFF_API_KEY``; admin commands (``users``, ``invitations``, ``teams``, ``keys``,
+``audit``, ``db``) and the processes (``server run``, ``worker``) use
+``SIGNOFF_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from signoff.__about__ import __version__
-from signoff.cli import approvals, audit, people, server
+from signoff.cli import approvals, audit, invitations, people, server
 
 
 def _version(value: bool) -> None:
@@ -41,6 +42,7 @@ app.command("worker")(server.worker_command)
 app.add_typer(server.db, name="db")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(people.users, name="users")
+app.add_typer(invitations.app, name="invitations")
 app.add_typer(people.teams, name="teams")
 app.add_typer(people.keys, name="keys")
 app.add_typer(audit.app, name="audit")

@@ -16,6 +16,7 @@ from signoff.cli.output import fail
 
 if TYPE_CHECKING:
     from signoff.domain.principals import Context
+    from signoff.services.server_secrets import Keys
     from signoff.settings import Settings
     from signoff.store.engine import Database
 
@@ -35,6 +36,13 @@ def load_settings(settings_class: type[Settings]) -> Settings:
 
 @contextlib.contextmanager
 def database() -> Iterator[tuple[Database, Context]]:
+    with server_state() as (db, ctx, _keys, _settings):
+        yield db, ctx
+
+
+@contextlib.contextmanager
+def server_state() -> Iterator[tuple[Database, Context, Keys, Settings]]:
+    """The database, the operator's context, the server's keys and the settings."""
     try:
         from signoff.domain.principals import system_context
         from signoff.services import server
@@ -45,11 +53,12 @@ def database() -> Iterator[tuple[Database, Context]]:
             file=sys.stderr,
         )
         raise typer.Exit(1) from exc
+    settings = load_settings(Settings)
     try:
-        db, _keys = server.open_database(load_settings(Settings))
+        db, keys = server.open_database(settings)
     except errors.SignoffError as exc:
         raise fail(exc) from exc
     try:
-        yield db, system_context("cli")
+        yield db, system_context("cli"), keys, settings
     finally:
         db.dispose()

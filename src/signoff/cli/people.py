@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,6 +69,44 @@ def list_users(as_json: Json = False) -> None:
     emit(
         [schemas.UserPublic.model_validate(asdict(u)) for u in found], USER_COLUMNS, as_json=as_json
     )
+
+
+@users.command("disable")
+def disable_user(user: Annotated[str, typer.Argument(help="Email or id.")]) -> None:
+    """Stop a user signing in; their sessions and API keys stop working."""
+    _update_user(user, is_active=False)
+
+
+@users.command("enable")
+def enable_user(user: Annotated[str, typer.Argument(help="Email or id.")]) -> None:
+    """Let a disabled user sign in again."""
+    _update_user(user, is_active=True)
+
+
+@users.command("set-role")
+def set_role(
+    user: Annotated[str, typer.Argument(help="Email or id.")],
+    role: Annotated[str, typer.Argument(help="admin or member.")],
+) -> None:
+    """Make a user an admin or a member; they sign in again."""
+    from signoff.domain.principals import Role
+
+    try:
+        wanted = Role(role)
+    except ValueError as exc:
+        raise fail(errors.InvalidInput(f"the role is admin or member, not {role!r}")) from exc
+    _update_user(user, role=wanted)
+
+
+def _update_user(user: str, **changes: Any) -> None:
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            updated = principals.update_user(db, ctx, user, **changes)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    emit(schemas.UserPublic.model_validate(asdict(updated)), USER_COLUMNS, as_json=False)
 
 
 @teams.command("create")

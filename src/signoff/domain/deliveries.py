@@ -24,6 +24,7 @@ class DeliveryStatus(StrEnum):
 
 class TargetKind(StrEnum):
     CALLBACK = "callback"  # an approval's own callback_url
+    EMAIL = "email"  # one recipient address; the message is rendered from the event
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ APPROVAL_DECIDED = "approval.decided"
 APPROVAL_SETTLED = "approval.settled"
 APPROVAL_EXPIRED = "approval.expired"
 APPROVAL_CANCELED = "approval.canceled"
+INVITATION_SENT = "invitation.sent"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (an event type)
 
 
 @dataclass(frozen=True)

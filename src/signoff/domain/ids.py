@@ -79,3 +79,28 @@ def approval_id_of_token(secret_key: str, token: str) -> str | None:
     approval_id = token[4:].split(".", 1)[0]
     expected = task_token(secret_key, approval_id)
     return approval_id if hmac.compare_digest(expected, token) else None
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def link_token(secret_key: str, purpose: str, object_id: str, nonce: str) -> str:
+    """The secret part of an emailed link (an invitation, a password reset): the object's id
+    and an HMAC over purpose, id and the object's current nonce. Changing the nonce (a re-sent
+    invitation, a used reset) makes every earlier link for the object stop working."""
+    mac = hmac.new(secret_key.encode(), f"{purpose}:{object_id}:{nonce}".encode(), hashlib.sha256)
+    return f"{object_id}.{mac.hexdigest()}"
+
+
+def link_object_id(token: str) -> str | None:
+    """The id a link token names, before it is checked against the object's nonce."""
+    object_id, dot, mac = token.partition(".")
+    return object_id if dot and len(mac) == 64 and object_id.isascii() else None
+
+
+def is_genuine_link(secret_key: str, purpose: str, token: str, nonce: str) -> bool:
+    object_id = link_object_id(token)
+    if object_id is None:
+        return False
+    return hmac.compare_digest(link_token(secret_key, purpose, object_id, nonce), token)

@@ -86,7 +86,8 @@ class ApiKey:
 @dataclass(frozen=True)
 class Principal:
     """Who a request acts as: a user, the holder of one approval's task token, or signoff
-    itself (exactly one of ``user``, ``approval_id`` and ``system`` is set)."""
+    itself (at most one of ``user``, ``approval_id`` and ``system`` is set; none: someone not
+    signed in, such as a person on the sign-in page)."""
 
     user: User | None = None
     team_ids: frozenset[str] = frozenset()
@@ -129,7 +130,9 @@ class Principal:
             return f"user:{self.user.id}"
         if self.approval_id is not None:
             return f"token:{self.approval_id}"
-        return f"system:{self.system}"
+        if self.system is not None:
+            return f"system:{self.system}"
+        return "anonymous"
 
     def can_open(self, approval_id: str) -> bool:
         return self.user is not None or self.approval_id == approval_id
@@ -146,6 +149,11 @@ class Context:
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+
+def anonymous_context(request_id: str | None = None, client_addr: str | None = None) -> Context:
+    """Someone not signed in: signing in, accepting an invitation, resetting a password."""
+    return Context(principal=Principal(), request_id=request_id, client_addr=client_addr)
 
 
 def system_context(name: str) -> Context:

@@ -26,7 +26,7 @@ from signoff.store.engine import Database
 
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
 SETTLED = "approval"  # notification topic: this approval left pending
-DELIVERY = "delivery"  # notification topic: a delivery is due
+DELIVERY = journal.DELIVERY
 
 
 @dataclass(frozen=True)
@@ -338,14 +338,7 @@ def _settle(
         event_data=approvals.as_json(approval),
     )
     if approval.callback_url and event is not None:
-        outbox.insert_delivery(
-            session,
-            delivery_id=ids.new_sortable_id("msg"),
-            event=event,
-            target_kind=deliveries.TargetKind.CALLBACK,
-            target=approval.callback_url,
-        )
-        db.notify(session, DELIVERY)
+        journal.deliver(db, session, event, deliveries.TargetKind.CALLBACK, approval.callback_url)
     db.notify(session, SETTLED, approval.id)
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from signoff.domain import events, ids
+from signoff.domain import deliveries, events, ids
 from signoff.domain.principals import Context
 from signoff.store import audit, outbox
 from signoff.store.engine import Database
 
 _PENDING = "signoff.audit"
+DELIVERY = "delivery"  # notification topic: a delivery is due
 
 
 def record(
@@ -66,3 +67,21 @@ def record(
 
 def _append_audit(session: Session) -> None:
     audit.append(session, session.info.pop(_PENDING))
+
+
+def deliver(
+    db: Database,
+    session: Session,
+    event: events.Event,
+    target_kind: deliveries.TargetKind,
+    target: str,
+) -> None:
+    """Hand ``event`` to the dispatcher for one destination, in the event's transaction."""
+    outbox.insert_delivery(
+        session,
+        delivery_id=ids.new_sortable_id("msg"),
+        event=event,
+        target_kind=target_kind,
+        target=target,
+    )
+    db.notify(session, DELIVERY)

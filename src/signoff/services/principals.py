@@ -26,6 +26,7 @@ from signoff.domain.principals import (
     system_context,
 )
 from signoff.services import journal
+from signoff.store import accounts as accounts_store
 from signoff.store import principals as store
 from signoff.store.engine import Database
 
@@ -159,6 +160,60 @@ def list_users(db: Database, ctx: Context) -> list[User]:
     _require_admin(ctx)
     with db.read() as session:
         return store.list_users(session)
+
+
+def update_user(
+    db: Database,
+    ctx: Context,
+    user: str,
+    *,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    name: str | None = None,
+) -> User:
+    """Change a user's role, name, or whether they may sign in. Disabling ends their sessions
+    and stops their API keys at once, on every server."""
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    with db.write() as session:
+        found = store.get_user(session, user.lower() if "@" in user else user)
+        changes: dict[str, object] = {}
+        if role is not None and role is not found.role:
+            changes["role"] = role.value
+        if is_active is not None and is_active != found.is_active:
+            changes["is_active"] = is_active
+        if name is not None and name.strip() and name.strip() != found.name:
+            changes["name"] = " ".join(name.split())[:200]
+        if not changes:
+            return found
+        if (
+            found.is_admin
+            and (changes.get("role") == "member" or changes.get("is_active") is False)
+            and store.count_active_admins(session) <= 1
+        ):
+            raise errors.Conflict("this is the last active admin; make another admin first")
+        store.update_user(session, found.id, **changes)
+        if "is_active" in changes or "role" in changes:
+            accounts_store.delete_sessions_of(
+                session, found.id
+            )  # a new role or a disabling: sign in again
+            db.notify(session, CHANGED)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="user.update",
+            object_type="user",
+            object_id=found.id,
+            before={key: _user_field(found, key) for key in changes},
+            after=changes,
+        )
+        return store.get_user(session, found.id)
+
+
+def _user_field(user: User, key: str) -> object:
+    value = getattr(user, key)
+    return value.value if isinstance(value, Role) else value
 
 
 def create_team(db: Database, ctx: Context, *, name: str) -> Team:

@@ -6,7 +6,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from signoff import errors
@@ -26,7 +26,8 @@ _KEY_AND_USER_BY_HASH = (
 _KEY_COLUMNS = len(_keys.c)
 
 
-def _user(row: Any) -> principals.User:
+def user_of_row(row: Any) -> principals.User:
+    """A user from a row of the users table (also when joined by another store module)."""
     return principals.User(
         id=row.id,
         email=row.email,
@@ -71,12 +72,12 @@ def insert_user(session: Session, user: principals.User) -> None:
 
 def find_user_by_email(session: Session, email: str) -> principals.User | None:
     row = session.execute(_USER_BY_EMAIL, {"email": email.lower()}).one_or_none()
-    return _user(row) if row else None
+    return user_of_row(row) if row else None
 
 
 def find_user(session: Session, user_id: str) -> principals.User | None:
     row = session.execute(_USER_BY_ID, {"id": user_id}).one_or_none()
-    return _user(row) if row else None
+    return user_of_row(row) if row else None
 
 
 def get_user(session: Session, id_or_email: str) -> principals.User:
@@ -90,7 +91,16 @@ def get_user(session: Session, id_or_email: str) -> principals.User:
 
 
 def list_users(session: Session) -> list[principals.User]:
-    return [_user(row) for row in session.scalars(select(UserRow).order_by(UserRow.email))]
+    return [user_of_row(row) for row in session.scalars(select(UserRow).order_by(UserRow.email))]
+
+
+def update_user(session: Session, user_id: str, **values: Any) -> None:
+    session.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+
+
+def count_active_admins(session: Session) -> int:
+    query = select(func.count()).where(UserRow.role == "admin", UserRow.is_active.is_(True))
+    return session.scalar(query) or 0
 
 
 def insert_team(session: Session, team: principals.Team) -> None:
@@ -175,7 +185,7 @@ def find_api_key_by_hash(
     fields = tuple(row)
     key_fields, user_fields = fields[:_KEY_COLUMNS], fields[_KEY_COLUMNS:]
     key = _key(SimpleNamespace(**dict(zip(_keys.c.keys(), key_fields, strict=True))))
-    user = _user(SimpleNamespace(**dict(zip(_users.c.keys(), user_fields, strict=True))))
+    user = user_of_row(SimpleNamespace(**dict(zip(_users.c.keys(), user_fields, strict=True))))
     return key, user
 
 

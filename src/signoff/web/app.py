@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signoff import errors
 from signoff.__about__ import __version__
-from signoff.services import approvals, principals, server
+from signoff.services import accounts, approvals, principals, server
 from signoff.settings import Settings
 from signoff.web import problems
 from signoff.web.api import approvals as approvals_api
@@ -28,6 +30,8 @@ from signoff.web.api import audit as audit_api
 from signoff.web.api import people as people_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime
+from signoff.web.portal import home, links, render, security, signin
+from signoff.web.throttle import Throttle
 from signoff.web.waiters import Waiters
 from signoff.worker.runner import Worker
 
@@ -45,10 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Human-in-the-loop approvals for ML and data pipelines.",
         lifespan=lambda app: _lifespan(app, settings),
     )
-    problems.install(app)
-    for module in (approvals_api, people_api, audit_api, system_api):
+    problems.install(app, html_errors=_html_error)
+    for module in (approvals_api, people_api, audit_api, system_api, signin, links, home):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
+    app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    app.add_middleware(security.SecurityHeadersMiddleware)
     if settings.allowed_networks:
         app.add_middleware(AllowedNetworksMiddleware, networks=settings.allowed_networks)
     app.add_middleware(RequestIdMiddleware)
@@ -60,12 +67,17 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     db, keys = await run_in_threadpool(server.open_database, settings)
     waiters = Waiters()
     waiters.attach(asyncio.get_running_loop())
-    worker = (
-        Worker(db, settings, webhook_secret=keys.webhook_secret) if settings.run_worker else None
-    )
+    worker = Worker(db, settings, keys) if settings.run_worker else None
     auth = principals.Authenticator(db, secret_key=keys.secret_key, ttl=settings.auth_cache_seconds)
     app.state.runtime = Runtime(
-        settings=settings, db=db, keys=keys, auth=auth, waiters=waiters, worker=worker
+        settings=settings,
+        db=db,
+        keys=keys,
+        auth=auth,
+        rules=accounts.Rules.from_settings(settings, keys.secret_key),
+        throttle=Throttle(settings.login_attempts_per_minute),
+        waiters=waiters,
+        worker=worker,
     )
 
     def on_notification(topic: str, key: str) -> None:
@@ -92,6 +104,14 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         db.dispose()
+
+
+async def _sign_in_first(_request: Request, exc: render.SignInRequired) -> Response:
+    return render.sign_in_redirect(exc.next_url)
+
+
+def _html_error(request: Request, exc: errors.SignoffError) -> Response:
+    return render.error_page(request, request.app.state.runtime, exc)
 
 
 class BodyLimitMiddleware:

@@ -11,10 +11,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from signoff import errors
 from signoff.domain.principals import Context
-from signoff.services import principals
+from signoff.services import accounts, principals
 from signoff.services.server_secrets import Keys
 from signoff.settings import Settings
 from signoff.store.engine import Database
+from signoff.web.throttle import Throttle
 from signoff.web.waiters import Waiters
 from signoff.worker.runner import Worker
 
@@ -27,6 +28,8 @@ class Runtime:
     db: Database
     keys: Keys
     auth: principals.Authenticator
+    rules: accounts.Rules
+    throttle: Throttle
     waiters: Waiters
     worker: Worker | None
 

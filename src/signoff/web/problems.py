@@ -7,11 +7,12 @@ status and code; request validation, unknown routes and the last-resort 500 get 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
@@ -37,7 +38,12 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
-def install(app: FastAPI) -> None:
+def install(
+    app: FastAPI, *, html_errors: Callable[[Request, errors.SignoffError], Response] | None = None
+) -> None:
+    """Answer errors as problem+json; with ``html_errors``, errors of pages a browser asked
+    for (not under ``/v1/``) are rendered by it instead."""
+    app.state.html_errors = html_errors
     app.add_exception_handler(errors.SignoffError, _signoff_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
@@ -86,11 +92,20 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
     return spec
 
 
-async def _signoff_error(_request: Request, exc: errors.SignoffError) -> JSONResponse:
+async def _signoff_error(request: Request, exc: errors.SignoffError) -> Response:
+    html_errors = request.app.state.html_errors
+    if html_errors is not None and _is_page(request):
+        return cast(Response, html_errors(request, exc))
     response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
+
+
+def _is_page(request: Request) -> bool:
+    return not request.url.path.startswith("/v1/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

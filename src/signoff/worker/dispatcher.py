@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from signoff.domain.deliveries import Backoff, Delivery
+from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKind
 from signoff.services import deliveries
 from signoff.store.engine import Database
-from signoff.worker.senders import webhook
+from signoff.worker.senders import email, webhook
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ class Dispatcher:
         db: Database,
         *,
         webhook_secret: str,
+        secret_key: str,
+        smtp: email.SmtpConfig,
+        public_url: str,
         backoff: Backoff,
         timeout: float,
         concurrency: int,
@@ -36,6 +39,9 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.webhook_secret = webhook_secret
+        self.secret_key = secret_key
+        self.smtp = smtp
+        self.public_url = public_url
         self.backoff = backoff
         self.timeout = timeout
         self.concurrency = concurrency
@@ -75,10 +81,17 @@ class Dispatcher:
             await self._sleep(await self._seconds_until_due())
 
     async def _deliver(self, http: httpx.AsyncClient, delivery: Delivery) -> None:
-        result = await webhook.send(http, delivery, self.webhook_secret, self.timeout)
+        result = await self._send(http, delivery)
         if not result.ok:
             log.info("delivery %s to %s failed: %s", delivery.id, delivery.target, result.error)
         await asyncio.to_thread(deliveries.record, self.db, [delivery], [result], self.backoff)
+
+    async def _send(self, http: httpx.AsyncClient, delivery: Delivery) -> AttemptResult:
+        if delivery.target_kind is TargetKind.EMAIL:
+            return await email.send(
+                delivery, self.smtp, public_url=self.public_url, secret_key=self.secret_key
+            )
+        return await webhook.send(http, delivery, self.webhook_secret, self.timeout)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

@@ -9,20 +9,25 @@ from datetime import timedelta
 
 from signoff.domain.deliveries import Backoff
 from signoff.services import approvals
+from signoff.services.server_secrets import Keys
 from signoff.settings import Settings
 from signoff.store.engine import Database
 from signoff.worker.dispatcher import Dispatcher
 from signoff.worker.scheduler import Scheduler
+from signoff.worker.senders import email
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
 
 
 class Worker:
-    def __init__(self, db: Database, settings: Settings, *, webhook_secret: str) -> None:
+    def __init__(self, db: Database, settings: Settings, keys: Keys) -> None:
         self.dispatcher = Dispatcher(
             db,
-            webhook_secret=webhook_secret,
+            webhook_secret=keys.webhook_secret,
+            secret_key=keys.secret_key,
+            smtp=email.SmtpConfig.from_settings(settings),
+            public_url=settings.public_url,
             backoff=Backoff(
                 base_seconds=settings.delivery_backoff_base_seconds,
                 cap_seconds=settings.delivery_backoff_cap_seconds,
@@ -69,7 +74,7 @@ async def run_standalone(settings: Settings) -> None:
     from signoff.services import server
 
     db, keys = await asyncio.to_thread(server.open_database, settings)
-    worker = Worker(db, settings, webhook_secret=keys.webhook_secret)
+    worker = Worker(db, settings, keys)
     listener = asyncio.create_task(db.listen(worker.on_notification))
     try:
         await worker.run()

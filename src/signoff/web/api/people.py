@@ -1,14 +1,16 @@
-"""/v1/users, /v1/teams and /v1/api-keys."""
+"""/v1/users, /v1/invitations, /v1/teams and /v1/api-keys."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 
 from signoff import errors, schemas
+from signoff.domain import accounts
 from signoff.domain import principals as domain
-from signoff.services import principals
+from signoff.services import invitations, principals
 from signoff.web.deps import ContextDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["people"])
@@ -41,6 +43,78 @@ def me(ctx: ContextDep) -> schemas.UserPublic:
     if ctx.principal.user is None:
         raise errors.PermissionDenied("a task token belongs to an approval, not a user")
     return schemas.UserPublic.model_validate(asdict(ctx.principal.user))
+
+
+@router.patch("/users/{user}", response_model=schemas.UserPublic)
+def update_user(
+    user: str, spec: schemas.UserUpdate, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.UserPublic:
+    """Change a user's role, name or whether they may sign in (admins)."""
+    updated = principals.update_user(
+        runtime.db,
+        ctx,
+        user,
+        role=domain.Role(spec.role) if spec.role else None,
+        is_active=spec.is_active,
+        name=spec.name,
+    )
+    return schemas.UserPublic.model_validate(asdict(updated))
+
+
+@router.post("/invitations", status_code=201, response_model=schemas.InvitationSent)
+def invite(
+    spec: schemas.InvitationCreate, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.InvitationSent:
+    """Invite an email address into teams; the invitee is emailed a link."""
+    invitation, token = invitations.invite(
+        runtime.db,
+        ctx,
+        email=spec.email,
+        teams=spec.teams,
+        role=domain.Role(spec.role),
+        ttl=timedelta(seconds=runtime.settings.invitation_ttl_seconds),
+        secret_key=runtime.keys.secret_key,
+    )
+    return _sent(invitation, token, runtime.settings.public_url)
+
+
+@router.get("/invitations", response_model=list[schemas.InvitationPublic])
+def list_invitations(ctx: ContextDep, runtime: RuntimeDep) -> list[schemas.InvitationPublic]:
+    return [_invitation(i) for i in invitations.list_invitations(runtime.db, ctx)]
+
+
+@router.post("/invitations/{invitation_id}/resend", response_model=schemas.InvitationSent)
+def resend_invitation(
+    invitation_id: str, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.InvitationSent:
+    """Email a new link with a new expiry; earlier links stop working."""
+    invitation, token = invitations.resend(
+        runtime.db,
+        ctx,
+        invitation_id,
+        ttl=timedelta(seconds=runtime.settings.invitation_ttl_seconds),
+        secret_key=runtime.keys.secret_key,
+    )
+    return _sent(invitation, token, runtime.settings.public_url)
+
+
+@router.post("/invitations/{invitation_id}/revoke", response_model=schemas.InvitationPublic)
+def revoke_invitation(
+    invitation_id: str, ctx: ContextDep, runtime: RuntimeDep
+) -> schemas.InvitationPublic:
+    return _invitation(invitations.revoke(runtime.db, ctx, invitation_id))
+
+
+def _invitation(invitation: accounts.Invitation) -> schemas.InvitationPublic:
+    status = invitation.status(datetime.now(UTC))
+    return schemas.InvitationPublic.model_validate(asdict(invitation) | {"status": status})
+
+
+def _sent(invitation: accounts.Invitation, token: str, public_url: str) -> schemas.InvitationSent:
+    link = f"{public_url.rstrip('/')}/invite/{token}"
+    return schemas.InvitationSent.model_validate(
+        _invitation(invitation).model_dump() | {"link": link}
+    )
 
 
 @router.post("/teams", status_code=201, response_model=schemas.TeamPublic)

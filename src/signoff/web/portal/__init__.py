@@ -1,0 +1,1 @@
+"""The portal: server-rendered pages for people (sign-in, invitations, the inbox)."""
