@@ -241,3 +241,39 @@ def test_keys_can_be_scoped_and_expire(admin_env):
         check=False,
     )
     assert (refused.returncode, "invalid_input" in refused.stderr) == (1, True)
+
+
+def test_invitations_are_created_listed_resent_and_revoked_from_the_shell(admin_env):
+    signoff("teams", "create", "owners", env=admin_env)
+    env = admin_env | {"SIGNOFF_PUBLIC_URL": "https://signoff.example.com"}
+    created = signoff("invitations", "create", "Dana@Example.com", "--team", "owners", env=env)
+    assert "invited dana@example.com" in created.stdout
+    assert "link (also emailed): https://signoff.example.com/invite/inv_" in created.stdout
+    listed = json.loads(signoff("invitations", "list", "--json", env=env).stdout)
+    assert [(i["email"], i["teams"], i["status"]) for i in listed] == [
+        ("dana@example.com", ["owners"], "pending")
+    ]
+    resent = json.loads(signoff("invitations", "resend", listed[0]["id"], "--json", env=env).stdout)
+    assert resent["send_count"] == 2
+    assert resent["link"] not in created.stdout  # a new link: the old one stopped working
+    revoked = json.loads(
+        signoff("invitations", "revoke", listed[0]["id"], "--json", env=env).stdout
+    )
+    assert revoked["status"] == "revoked"
+    again = signoff(
+        "invitations", "create", "dana@example.com", "--team", "nope", env=env, check=False
+    )
+    assert again.returncode != 0
+    assert "nope" in again.stderr
+
+
+def test_users_are_disabled_enabled_and_given_roles_from_the_shell(admin_env):
+    signoff("users", "create", "alice@example.com", env=admin_env)
+    assert "False" in signoff("users", "disable", "alice@example.com", env=admin_env).stdout
+    assert "True" in signoff("users", "enable", "alice@example.com", env=admin_env).stdout
+    assert (
+        "admin" in signoff("users", "set-role", "alice@example.com", "admin", env=admin_env).stdout
+    )
+    wrong = signoff("users", "set-role", "alice@example.com", "boss", env=admin_env, check=False)
+    assert wrong.returncode != 0
+    assert "admin or member" in wrong.stderr

@@ -93,7 +93,7 @@ def test_inviting_into_a_team_that_does_not_exist_is_refused(db):
 
 
 def test_accepting_creates_the_member_in_the_teams_and_uses_the_link_up(db, rules, team):
-    invitation, token = invite(db)
+    _invitation, token = invite(db)
     signed = invitations.accept(db, ANON, rules, token, name="  Dana  Scully ", password=PASSWORD)
     assert signed.user.email == "dana@example.com"
     assert signed.user.name == "Dana Scully"
@@ -131,7 +131,8 @@ def test_an_expired_invitation_link_is_refused(db, rules, team):
 def test_resending_makes_earlier_links_stop_working(db, rules, team):
     invitation, old = invite(db)
     resent, new = invitations.resend(db, CLI, invitation.id, ttl=WEEK, secret_key=SECRET_KEY)
-    assert resent.send_count == 2 and new != old
+    assert resent.send_count == 2
+    assert new != old
     with pytest.raises(errors.InvalidLink, match="newer one"):
         invitations.open_invitation(db, SECRET_KEY, old)
     assert invitations.open_invitation(db, SECRET_KEY, new).id == invitation.id
@@ -256,7 +257,8 @@ def test_an_unknown_email_reads_like_a_wrong_password_and_is_audited(db, rules):
         accounts.sign_in(db, ANON, rules, email="nobody@example.com", password=PASSWORD)
     entry = next(e for e in audit.export(db, CLI) if e.action == "auth.login_failed")
     assert entry.object_id == "nobody@example.com"
-    assert entry.client_addr == "203.0.113.9" and entry.actor == "anonymous"
+    assert entry.client_addr == "203.0.113.9"
+    assert entry.actor == "anonymous"
 
 
 def test_disabling_a_user_ends_their_sessions_and_keys_at_once(db, rules, team):
@@ -284,7 +286,8 @@ def test_a_role_change_is_audited_with_before_and_after(db):
     user = factories.user(db, "bob@example.com")
     principals.update_user(db, CLI, user.id, role=Role.ADMIN)
     entry = next(e for e in audit.export(db, CLI) if e.action == "user.update")
-    assert entry.before == {"role": "member"} and entry.after == {"role": "admin"}
+    assert entry.before == {"role": "member"}
+    assert entry.after == {"role": "admin"}
 
 
 def test_a_password_reset_link_works_once_and_ends_every_session(db, rules, team):
@@ -321,7 +324,8 @@ def test_an_expired_reset_link_and_an_older_one_are_refused(db, rules, team):
     newer = invitations.request_password_reset(
         db, ANON, email="dana@example.com", ttl=timedelta(hours=1), secret_key=SECRET_KEY
     )
-    assert older and newer
+    assert older
+    assert newer
     with pytest.raises(errors.InvalidLink):
         invitations.open_password_reset(db, SECRET_KEY, older)
     with db.write() as session:
