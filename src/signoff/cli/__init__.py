@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from signoff.__about__ import __version__
-from signoff.cli import approvals, audit, invitations, people, server
+from signoff.cli import approvals, audit, config, invitations, people, server
 
 
 def _version(value: bool) -> None:
@@ -46,6 +46,10 @@ app.add_typer(invitations.app, name="invitations")
 app.add_typer(people.teams, name="teams")
 app.add_typer(people.keys, name="keys")
 app.add_typer(audit.app, name="audit")
+app.command("plan")(config.plan_command)
+app.command("apply")(config.apply_command)
+app.command("destroy")(config.destroy_command)
+app.add_typer(config.app, name="config")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from signoff.domain.principals import (
 )
 from signoff.services import journal
 from signoff.store import accounts as accounts_store
+from signoff.store import approvals as approvals_store
 from signoff.store import principals as store
 from signoff.store.engine import Database
 
@@ -259,6 +260,51 @@ def add_member(db: Database, ctx: Context, *, team: str, user: str) -> Team:
                 after={"user_id": found_user.id, "email": found_user.email},
             )
         return store.get_team(session, found_team.id)
+
+
+def remove_member(db: Database, ctx: Context, *, team: str, user: str) -> Team:
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    with db.write() as session:
+        found_team = store.get_team(session, team)
+        found_user = store.get_user(session, user.lower() if "@" in user else user)
+        if store.remove_member(session, found_team.id, found_user.id):
+            db.notify(session, CHANGED)
+            journal.record(
+                session,
+                ctx,
+                at=now,
+                action="team.remove_member",
+                object_type="team",
+                object_id=found_team.id,
+                before={"user_id": found_user.id, "email": found_user.email},
+            )
+        return store.get_team(session, found_team.id)
+
+
+def delete_team(db: Database, ctx: Context, team: str) -> None:
+    """Delete a team no pending approval waits on (they would lose their approvers)."""
+    _require_admin(ctx)
+    now = datetime.now(UTC)
+    with db.write() as session:
+        found = store.get_team(session, team)
+        waiting = approvals_store.pending_approval_ids_of_team(session, found.id, limit=3)
+        if waiting:
+            raise errors.Conflict(
+                f"pending approvals wait on team {found.name} ({', '.join(waiting)}); "
+                "let them settle first",
+            )
+        store.delete_team(session, found.id)
+        db.notify(session, CHANGED)
+        journal.record(
+            session,
+            ctx,
+            at=now,
+            action="team.delete",
+            object_type="team",
+            object_id=found.id,
+            before={"name": found.name, "member_ids": found.member_ids},
+        )
 
 
 def create_api_key(

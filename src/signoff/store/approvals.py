@@ -22,6 +22,7 @@ from signoff.store.tables import (
     ApprovalRow,
     DecisionRow,
     UTCDateTime,
+    is_pending,
     table,
 )
 
@@ -324,3 +325,18 @@ def _approval(row: Any, decisions: list[Decision]) -> Approval:
         settled_at=row.settled_at,
         decisions=decisions,
     )
+
+
+def pending_approval_ids_of_team(session: Session, team_id: str, *, limit: int) -> list[str]:
+    """Some pending approvals that name ``team_id`` as an approver."""
+    query = (
+        select(ApprovalApproverRow.approval_id)
+        .join(ApprovalRow, ApprovalRow.id == ApprovalApproverRow.approval_id)
+        .where(
+            ApprovalApproverRow.kind == "team",
+            ApprovalApproverRow.ref_id == team_id,
+            is_pending(ApprovalRow.status),
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(query))

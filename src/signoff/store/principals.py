@@ -145,6 +145,10 @@ def add_member(session: Session, team_id: str, user_id: str) -> bool:
     return True
 
 
+def delete_team(session: Session, team_id: str) -> None:
+    session.execute(delete(TeamRow).where(TeamRow.id == team_id))
+
+
 def remove_member(session: Session, team_id: str, user_id: str) -> bool:
     result = session.execute(
         delete(TeamMemberRow).where(

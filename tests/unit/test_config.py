@@ -1,0 +1,228 @@
+"""signoff.yaml: reading it (line numbers, unknown keys, environment variables) and making the
+database hold what it says: plan, apply twice, change, destroy, and never more."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from signoff import errors
+from signoff.domain import config as files
+from signoff.domain.principals import Role
+from signoff.services import audit, config, invitations, policies, principals
+from tests import factories
+from tests.factories import CLI, SECRET_KEY
+
+THREE_TEAMS = """\
+stack: ml-platform
+teams:
+  data-owners:
+    members: [dana@example.com, Eve@Example.com]
+  model-approvers-prod:
+    members: [dana@example.com, frank@example.com]
+  reviewers:
+    description: people who label low-confidence predictions
+    members: [grace@example.com]
+people:
+  dana@example.com: {name: Dana, role: admin}
+service_accounts:
+  nightly-etl:
+    teams: [data-owners]
+    key: {scopes: ["approvals:read", "approvals:write"], expires_in: 90d}
+policies:
+  prod-promotion:
+    description: two prod approvers, never the requester, with a reason
+    approvers: ["team:model-approvers-prod"]
+    quorum: 2
+    comment_required: true
+    timeout: 72h
+"""
+
+
+def load(text: str, **environ: str) -> files.Document:
+    return files.load(text, environ).document
+
+
+def apply(db, text: str, **environ: str):
+    return config.apply(
+        db, CLI, load(text, **environ), secret_key=SECRET_KEY, invitation_ttl=timedelta(days=7)
+    )
+
+
+def lines_of(planned: config.Plan) -> list[str]:
+    return [str(change) for change in planned.changes]
+
+
+def test_an_unknown_key_is_refused_with_its_line():
+    with pytest.raises(
+        errors.InvalidInput, match=r"signoff.yaml:4: teams.data-owners.membrs: unknown key 'membrs'"
+    ):
+        load("stack: s\nteams:\n  data-owners:\n    membrs: [a@example.com]\n")
+
+
+def test_a_wrong_value_names_its_line_and_path():
+    with pytest.raises(errors.InvalidInput, match=r":5: policies.p.quorum"):
+        load("policies:\n  p:\n    approvers: [team:x]\n    description: d\n    quorum: lots\n")
+
+
+def test_a_duplicate_key_and_bad_yaml_are_refused_with_their_line():
+    with pytest.raises(errors.InvalidInput, match=r":3: 'a' appears twice"):
+        load("teams:\n  a: {}\n  a: {}\n")
+    with pytest.raises(errors.InvalidInput, match=r"signoff.yaml:2: not valid YAML"):
+        load("teams:\n  - [unclosed\n")
+
+
+def test_environment_variables_fill_values_and_a_missing_one_is_an_error():
+    text = "policies:\n  p:\n    approvers: [team:x]\n    description: ${DESC} costs $$5\n"
+    assert load(text, DESC="it").policies["p"].description == "it costs $5"
+    with pytest.raises(errors.InvalidInput, match=r":4: the environment variable DESC is not set"):
+        load(text)
+
+
+def test_the_published_json_schema_is_current():
+    published = Path(__file__).parents[2] / "docs" / "signoff.schema.json"
+    assert json.loads(published.read_text()) == files.json_schema(), (
+        "regenerate it: signoff config schema > docs/signoff.schema.json"
+    )
+
+
+def test_the_schema_refuses_unknown_keys_everywhere():
+    schema = files.json_schema()
+    assert schema["additionalProperties"] is False
+    for definition in schema["$defs"].values():
+        if definition.get("type") == "object" and "properties" in definition:
+            assert definition.get("additionalProperties") is False, definition
+
+
+def test_three_teams_applied_twice_change_nothing_the_second_time(db):
+    planned = config.plan(db, CLI, load(THREE_TEAMS))
+    shown = lines_of(planned)
+    assert "+ team data-owners" in shown
+    assert (
+        "+ invitation dana@example.com (role admin, into data-owners, model-approvers-prod)"
+        in shown
+    )
+    assert "+ invitation eve@example.com (role member, into data-owners)" in shown
+    assert "+ service_account nightly-etl (nightly-etl@service.signoff.localhost)" in shown
+    assert "+ api_key nightly-etl (approvals:read, approvals:write)" in shown
+    assert "+ policy prod-promotion" in shown
+    applied, keys = apply(db, THREE_TEAMS)
+    assert applied.changes == planned.changes
+    assert [key.service_account for key in keys] == ["nightly-etl"]
+    assert principals.authenticate(db, keys[0].secret, secret_key=SECRET_KEY).user is not None
+    again, more_keys = apply(db, THREE_TEAMS)
+    assert again.is_empty
+    assert more_keys == []
+    assert config.plan(db, CLI, load(THREE_TEAMS)).is_empty
+    sent = {i.email: i for i in invitations.list_invitations(db, CLI)}
+    assert sent["dana@example.com"].role == "admin"
+    assert sent["dana@example.com"].teams == ["data-owners", "model-approvers-prod"]
+    assert policies.get(db, CLI, "prod-promotion").rules.quorum == 2
+    assert [e.action for e in audit.export(db, CLI)].count("config.apply") == 2
+
+
+def test_people_who_have_accounts_are_added_to_teams_and_given_roles(db):
+    factories.user(db, "dana@example.com")
+    apply(db, THREE_TEAMS)
+    teams = {t.name: t for t in principals.list_teams(db, CLI)}
+    users = {u.email: u for u in principals.list_users(db, CLI)}
+    assert users["dana@example.com"].id in teams["data-owners"].member_ids
+    assert users["dana@example.com"].role is Role.ADMIN
+    assert "dana@example.com" not in {i.email for i in invitations.list_invitations(db, CLI)}
+
+
+def test_changing_the_file_shows_a_diff_and_applies_only_that(db):
+    apply(db, THREE_TEAMS)
+    changed = THREE_TEAMS.replace("quorum: 2", "quorum: 3").replace(
+        "    members: [grace@example.com]\n", "    members: []\n"
+    )
+    shown = lines_of(config.plan(db, CLI, load(changed)))
+    assert shown == [
+        "~ policy prod-promotion (quorum 2 -> 3)",
+        "- invitation grace@example.com (revoke)",
+    ]
+    apply(db, changed)
+    assert config.plan(db, CLI, load(changed)).is_empty
+
+
+def test_a_member_removed_from_the_file_leaves_the_team(db):
+    factories.user(db, "frank@example.com")
+    apply(db, THREE_TEAMS)
+    without = THREE_TEAMS.replace("[dana@example.com, frank@example.com]", "[dana@example.com]")
+    shown = lines_of(config.plan(db, CLI, load(without)))
+    assert "- member model-approvers-prod/frank@example.com" in shown
+    assert (
+        "- person frank@example.com (disable: sessions and keys stop)" not in shown
+    )  # not invited by the stack
+    apply(db, without)
+    team = next(t for t in principals.list_teams(db, CLI) if t.name == "model-approvers-prod")
+    frank = next(u for u in principals.list_users(db, CLI) if u.email == "frank@example.com")
+    assert frank.id not in team.member_ids
+    assert frank.is_active
+
+
+def test_destroy_removes_what_the_stack_made_and_nothing_else(db):
+    factories.team(db, "platform")  # made by hand
+    factories.user(db, "ops@example.com", teams=("platform",))
+    apply(db, THREE_TEAMS)
+    planned = config.destroy(db, CLI, "ml-platform", apply_it=False)
+    assert "- team data-owners" in lines_of(planned)
+    assert not any("platform " in line or "ops@" in line for line in lines_of(planned))
+    config.destroy(db, CLI, "ml-platform", apply_it=True)
+    assert [t.name for t in principals.list_teams(db, CLI)] == ["platform"]
+    assert policies.list_policies(db, CLI)[0] == []
+    account = next(u for u in principals.list_users(db, CLI) if u.email.startswith("nightly-etl"))
+    assert not account.is_active
+    assert all(
+        i.status(i.created_at) in ("revoked", "pending")
+        for i in invitations.list_invitations(db, CLI)
+    )
+    assert config.destroy(db, CLI, "ml-platform", apply_it=False).is_empty
+
+
+def test_a_team_made_by_hand_is_used_but_never_deleted(db):
+    factories.team(db, "reviewers")
+    apply(db, THREE_TEAMS)
+    config.destroy(db, CLI, "ml-platform", apply_it=True)
+    assert "reviewers" in {t.name for t in principals.list_teams(db, CLI)}
+
+
+def test_a_policy_made_by_hand_with_the_same_name_is_refused_not_taken_over(db):
+    factories.team(db, "model-approvers-prod")
+    from signoff import schemas
+
+    policies.create(
+        db,
+        CLI,
+        schemas.PolicyCreate(name="prod-promotion", approvers=["team:model-approvers-prod"]),
+    )
+    with pytest.raises(errors.Conflict, match="did not create"):
+        config.plan(db, CLI, load(THREE_TEAMS))
+
+
+def test_another_stack_cannot_take_over_a_team(db):
+    apply(db, THREE_TEAMS)
+    other = "stack: other\nteams:\n  data-owners: {}\n"
+    with pytest.raises(errors.Conflict, match="managed by the stack 'ml-platform'"):
+        config.plan(db, CLI, load(other))
+
+
+def test_a_changed_key_scope_replaces_the_key(db):
+    _, keys = apply(db, THREE_TEAMS)
+    wider = THREE_TEAMS.replace('["approvals:read", "approvals:write"]', '["approvals:read"]')
+    assert lines_of(config.plan(db, CLI, load(wider))) == [
+        "~ api_key nightly-etl (scopes approvals:read, approvals:write -> approvals:read: a new key)"
+    ]
+    _, new_keys = apply(db, wider)
+    assert len(new_keys) == 1
+    with pytest.raises(errors.Unauthenticated, match="revoked"):
+        principals.authenticate(db, keys[0].secret, secret_key=SECRET_KEY)
+
+
+def test_only_admins_plan(db):
+    member = factories.user(db, "bob@example.com")
+    with pytest.raises(errors.PermissionDenied):
+        config.plan(db, factories.context(db, member), load(THREE_TEAMS))
