@@ -10,8 +10,8 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
                         DuplicateDecision
   x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
-                        InsufficientScope
-  x Unauthenticated     InvalidSignature
+                        InsufficientScope, AccountDisabled, GroupNotAllowed
+  x Unauthenticated     InvalidSignature, OidcFailed
   x StoreUnavailable    (driver error kept as __cause__)
   x SchemaBehind        (the database needs ``signoff db upgrade``)
   x DeliveryFailed      (a sender could not hand an event over; transport error as __cause__)
@@ -153,6 +153,21 @@ class RequesterCannotDecide(PermissionDenied):
     title = "The requester may not decide this approval"
 
 
+class AccountDisabled(PermissionDenied):
+    """A disabled person signing in. Who they are is proven (by their identity provider, or
+    their password), so this is a refusal to let them in, not a credential to retry."""
+
+    code = "account_disabled"
+    title = "This account is disabled"
+
+
+class GroupNotAllowed(PermissionDenied):
+    """An OIDC sign-in by someone in none of ``SIGNOFF_OIDC_ALLOWED_GROUPS``."""
+
+    code = "oidc_group_not_allowed"
+    title = "Your groups at the identity provider do not allow signing in here"
+
+
 class Unauthenticated(SignoffError):
     code = "unauthenticated"
     status = 401
@@ -164,6 +179,14 @@ class InvalidSignature(Unauthenticated):
 
     code = "invalid_signature"
     title = "The webhook signature is not valid"
+
+
+class OidcFailed(Unauthenticated):
+    """An OpenID Connect sign-in that did not prove who someone is. ``detail`` is written to
+    be shown to that person; the underlying error is kept as ``__cause__``."""
+
+    code = "oidc_failed"
+    title = "Signing in with the identity provider failed"
 
 
 class StoreUnavailable(SignoffError):
