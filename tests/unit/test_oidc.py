@@ -227,7 +227,9 @@ def test_an_existing_user_is_linked_by_email(db):
 
 def test_an_email_linked_to_another_subject_is_not_taken_over(db):
     oidc.sign_in_with_oidc(db, OIDC, identity(), settings())
-    with pytest.raises(errors.OidcFailed, match="linked to another account"):
+    with pytest.raises(
+        errors.OidcFailed, match="belongs to another account at the identity provider"
+    ):
         oidc.sign_in_with_oidc(db, OIDC, identity(subject="sub-newcomer"), settings())
 
 

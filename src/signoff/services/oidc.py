@@ -319,8 +319,8 @@ def _require_linkable(session: Session, user: User) -> None:
         raise errors.OidcFailed(f"{user.email} is a service account, which cannot sign in")
     if store.find_subject_of(session, user.id) is not None:
         raise errors.OidcFailed(
-            f"{user.email} is linked to another account at the identity provider; an admin "
-            "must unlink it before this one can sign in"
+            f"{user.email} belongs to another account at the identity provider, so signoff "
+            "will not sign you in to it; ask an admin"
         )
 
 
