@@ -148,11 +148,29 @@ def test_a_flow_older_than_ten_minutes_is_refused():
         "javascript:alert(1)",
         "inbox",
         "/inbox\r\nSet-Cookie: x=1",
+        "http://[",
         "",
     ],
 )
 def test_a_sign_in_returns_only_to_a_page_of_this_server(elsewhere):
     assert domain.OidcFlow.start(elsewhere).next_url == "/"
+
+
+# The provider's answer
+
+
+def test_an_answer_naming_another_issuer_is_refused():
+    flow = domain.OidcFlow.start("/")
+    answer = {"state": flow.state, "code": "c0de", "iss": "https://id.example.com/realms/evil"}
+    with pytest.raises(errors.OidcFailed, match=r"another identity provider \(iss\)"):
+        domain.code_of_answer(flow, answer, issuer=ISSUER)
+    assert domain.code_of_answer(flow, answer | {"iss": ISSUER}, issuer=ISSUER) == "c0de"
+
+
+def test_an_answer_without_a_code_is_refused():
+    flow = domain.OidcFlow.start("/")
+    with pytest.raises(errors.OidcFailed, match="has no code"):
+        domain.code_of_answer(flow, {"state": flow.state}, issuer=ISSUER)
 
 
 # Claims

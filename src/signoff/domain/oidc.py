@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from joserfc import errors as jose_errors
 from joserfc import jwt
@@ -110,14 +109,12 @@ class OidcFlow:
 def local_path(url: str) -> str:
     """``url`` when it is a path on this server, else ``/``: where a sign-in returns to must
     not send people to another site (an open redirect)."""
-    parts = urlsplit(url)
+    # A single leading slash rules out a scheme and a host; browsers read "\\" as "/".
     if (
         not url.startswith("/")
         or url.startswith("//")
         or "\\" in url
         or any(ord(char) < 0x20 or ord(char) == 0x7F for char in url)
-        or parts.scheme
-        or parts.netloc
     ):
         return "/"
     return url
@@ -222,7 +219,7 @@ class ProviderMetadata:
 
 def _endpoint(document: Mapping[str, Any], name: str) -> str:
     value = document.get(name)
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
         raise errors.OidcFailed(f"the identity provider's discovery document has no {name}")
     return value
 
