@@ -28,6 +28,7 @@ from signoff.store.engine import Database
 from signoff.store.tables import Base
 from signoff.web.app import create_app
 from tests import factories
+from tests.oidc_provider import OidcProvider
 
 TEST_DATABASE_URL = os.environ.get("SIGNOFF_TEST_DATABASE_URL")
 ADMIN_KEY = factories.ADMIN_KEY
@@ -156,3 +157,10 @@ def server(settings: Settings) -> Iterator[RunningServer]:
         yield RunningServer(url=running.url, settings=settings)
     finally:
         running.stop()
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider on a loopback port (``tests/oidc_provider.py``)."""
+    with OidcProvider() as provider:
+        yield provider

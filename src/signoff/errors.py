@@ -12,8 +12,8 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, WeakPassword,
                         PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
-                        InsufficientScope, CsrfFailed
-  x Unauthenticated     InvalidSignature, InvalidCredentials, AccountDisabled
+                        InsufficientScope, CsrfFailed, AccountDisabled, GroupNotAllowed
+  x Unauthenticated     InvalidSignature, InvalidCredentials, OidcFailed
   x InvalidLink         (410: an emailed link that is not genuine, expired, used or revoked)
   x TooManyAttempts     (429: sign-in refused for a while)
   x StoreUnavailable    (driver error kept as __cause__)
@@ -172,6 +172,21 @@ class RequesterCannotDecide(PermissionDenied):
     title = "The requester may not decide this approval"
 
 
+class AccountDisabled(PermissionDenied):
+    """A disabled person signing in. Who they are is proven (by their identity provider, or
+    their password), so this is a refusal to let them in, not a credential to retry."""
+
+    code = "account_disabled"
+    title = "This account is disabled"
+
+
+class GroupNotAllowed(PermissionDenied):
+    """An OIDC sign-in by someone in none of ``SIGNOFF_OIDC_ALLOWED_GROUPS``."""
+
+    code = "oidc_group_not_allowed"
+    title = "Your groups at the identity provider do not allow signing in here"
+
+
 class Unauthenticated(SignoffError):
     code = "unauthenticated"
     status = 401
@@ -192,11 +207,6 @@ class InvalidCredentials(Unauthenticated):
     title = "The sign-in details are not right"
 
 
-class AccountDisabled(Unauthenticated):
-    code = "account_disabled"
-    title = "This account is disabled"
-
-
 class InvalidLink(SignoffError):
     """An invitation or password-reset link that is not genuine, expired, used or revoked."""
 
@@ -212,6 +222,14 @@ class TooManyAttempts(SignoffError):
     code = "too_many_attempts"
     status = 429
     title = "Too many failed attempts"
+
+
+class OidcFailed(Unauthenticated):
+    """An OpenID Connect sign-in that did not prove who someone is. ``detail`` is written to
+    be shown to that person; the underlying error is kept as ``__cause__``."""
+
+    code = "oidc_failed"
+    title = "Signing in with the identity provider failed"
 
 
 class StoreUnavailable(SignoffError):

@@ -5,9 +5,10 @@ Every setting is ``SIGNOFF_<NAME>``; ``docs/configuration.md`` lists them all.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -108,13 +109,72 @@ class Settings(BaseSettings):
         default="signoff <signoff@localhost>", description="The From: of every email."
     )
     log_level: str = "info"
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL, exactly as the provider's discovery document "
+        "names it (e.g. 'https://id.example.com/realms/acme'); unset: no OIDC sign-in. Must "
+        "be https, except on a loopback address.",
+    )
+    oidc_client_id: str = Field(
+        default="", description="This server's client id at the identity provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The client's secret; unset for a public client (PKCE only).",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        description="Scopes asked for at sign-in (space-separated; must include 'openid').",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        description="ID token claim listing the person's groups; each group becomes a team "
+        "they are a member of. Empty: teams are not synced from the identity provider.",
+    )
+    oidc_allowed_groups: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Only people in at least one of these groups (comma-separated) may sign "
+        "in with OIDC; empty: everyone the identity provider lets through.",
+    )
+    oidc_display_name: str = Field(
+        default="your identity provider",
+        description="Name of the identity provider on the sign-in button.",
+    )
 
-    @field_validator("allowed_networks", mode="before")
+    @field_validator("allowed_networks", "oidc_allowed_groups", mode="before")
     @classmethod
-    def _split_networks(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("oidc_issuer", "oidc_client_secret", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _https_issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("the issuer must be an https:// URL (http:// only on loopback)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_oidc(self) -> Self:
+        if self.oidc_issuer is None:
+            return self
+        if not self.oidc_client_id:
+            raise ValueError("SIGNOFF_OIDC_CLIENT_ID is required with SIGNOFF_OIDC_ISSUER")
+        if "openid" not in self.oidc_scopes.split():
+            raise ValueError("SIGNOFF_OIDC_SCOPES must include 'openid'")
+        if self.oidc_allowed_groups and not self.oidc_groups_claim:
+            raise ValueError("SIGNOFF_OIDC_ALLOWED_GROUPS needs SIGNOFF_OIDC_GROUPS_CLAIM")
+        return self
 
     @property
     def secure_cookies(self) -> bool:
@@ -125,3 +185,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
+    def oidc_redirect_uri(self) -> str:
+        """Where the identity provider sends people back; register it there."""
+        return f"{self.public_url.rstrip('/')}/auth/oidc/callback"

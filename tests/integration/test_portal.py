@@ -199,7 +199,7 @@ def test_a_disabled_person_is_signed_out_at_once(admin, browser):
     assert browser.get("/").status_code == 303
     login = browser.get("/login")
     answer = post(browser, "/login", login, email="dana@example.com", password=PASSWORD)
-    assert answer.status_code == 401
+    assert answer.status_code == 403
     assert "disabled" in answer.text
 
 

@@ -6,6 +6,7 @@ API key, or a workflow holding the task token of exactly one approval.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -53,6 +54,15 @@ class User:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+
+# What a team may be called (``schemas.TeamCreate`` repeats it: the SDK cannot import this).
+TEAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+TEAM_NAME_MAX_LENGTH = 100
+
+
+def is_valid_team_name(name: str) -> bool:
+    return len(name) <= TEAM_NAME_MAX_LENGTH and re.fullmatch(TEAM_NAME_PATTERN, name) is not None
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
             password=str(form.get("password", "")),
             user_agent=request.headers.get("user-agent", ""),
         )
-    except (errors.Unauthenticated, errors.TooManyAttempts) as exc:
+    except (errors.Unauthenticated, errors.AccountDisabled, errors.TooManyAttempts) as exc:
         return page(
             request,
             runtime,
