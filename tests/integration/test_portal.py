@@ -241,3 +241,8 @@ def test_members_cannot_invite_or_change_users(server, admin):
             bob.people.update_user("bob@example.com", role="admin")
         with pytest.raises(errors.PermissionDenied):
             bob.people.list_invitations()
+
+
+def test_without_an_identity_provider_there_is_no_provider_sign_in(browser):
+    assert "Sign in with" not in browser.get("/login").text
+    assert browser.get("/auth/oidc/login").status_code == 404

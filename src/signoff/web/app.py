@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signoff import errors
 from signoff.__about__ import __version__
-from signoff.services import accounts, approvals, principals, server
+from signoff.services import accounts, approvals, oidc, principals, server
 from signoff.settings import Settings
 from signoff.web import problems
 from signoff.web.api import approvals as approvals_api
@@ -31,6 +31,7 @@ from signoff.web.api import people as people_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime
 from signoff.web.portal import home, links, render, security, signin
+from signoff.web.portal import oidc as oidc_pages
 from signoff.web.throttle import Throttle
 from signoff.web.waiters import Waiters
 from signoff.worker.runner import Worker
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
     )
     problems.install(app, html_errors=_html_error)
-    for module in (approvals_api, people_api, audit_api, system_api, signin, links, home):
+    pages = (signin, oidc_pages, links, home)
+    for module in (approvals_api, people_api, audit_api, system_api, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
     app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]
@@ -76,6 +78,7 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         auth=auth,
         rules=accounts.Rules.from_settings(settings, keys.secret_key),
         throttle=Throttle(settings.login_attempts_per_minute),
+        oidc=oidc.OidcClient(settings) if settings.oidc_enabled else None,
         waiters=waiters,
         worker=worker,
     )

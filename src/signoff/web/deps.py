@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from signoff import errors
 from signoff.domain.principals import Context
-from signoff.services import accounts, principals
+from signoff.services import accounts, oidc, principals
 from signoff.services.server_secrets import Keys
 from signoff.settings import Settings
 from signoff.store.engine import Database
@@ -30,6 +30,7 @@ class Runtime:
     auth: principals.Authenticator
     rules: accounts.Rules
     throttle: Throttle
+    oidc: oidc.OidcClient | None
     waiters: Waiters
     worker: Worker | None
 
