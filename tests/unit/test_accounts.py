@@ -369,3 +369,13 @@ def test_without_required_mfa_an_accepted_invitation_signs_in_at_once(db, rules,
         invitations.accept(db, ANON, optional, token, name="Dana", password="horse battery")
     signed = invitations.accept(db, ANON, optional, token, name="Dana", password=PASSWORD)
     assert signed.session.stage is Stage.ACTIVE
+
+
+def test_a_provider_sign_in_still_asks_for_the_authenticator_app_one_has(db, rules, team):
+    joined = join(db, rules)
+    vouched = accounts.start_session(db, ANON, rules, joined.user, domain.Method.OIDC)
+    assert vouched.session.stage is Stage.MFA
+    newcomer = factories.user(db, "new@example.com")
+    assert accounts.start_session(db, ANON, rules, newcomer, domain.Method.OIDC).session.stage is (
+        Stage.ENROL
+    )

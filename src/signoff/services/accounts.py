@@ -92,7 +92,7 @@ def sign_in(
         else:
             if passwords.needs_rehash(creds.password_hash or ""):
                 store.set_password(session, user.id, passwords.hash_password(password), now)
-            stage = _stage_after_password(rules, creds)
+            stage = _stage_after_first_factor(rules, creds)
             if stage is not Stage.MFA:
                 store.record_sign_in_step(session, user.id)
                 store.use_password_resets(session, user.id, now)
@@ -114,7 +114,8 @@ def second_factor(db: Database, ctx: Context, rules: Rules, token: str, code: st
         else:
             factor = _check_second_factor(session, rules, creds, code, now)
             if factor is not None:
-                _record(session, ctx, now, "auth.login", user.id, method="password", factor=factor)
+                method = signed_in.method.value
+                _record(session, ctx, now, "auth.login", user.id, method=method, factor=factor)
                 store.use_password_resets(session, user.id, now)
                 return _advance(session, signed_in, user, Stage.ACTIVE, now)
             refusal = _fail(session, ctx, rules, user, now, "code")
@@ -204,12 +205,13 @@ def sign_out(db: Database, ctx: Context, token: str) -> None:
 def start_session(
     db: Database, ctx: Context, rules: Rules, user: User, method: Method, user_agent: str = ""
 ) -> SignedIn:
-    """A session for someone another way has vouched for (an identity provider)."""
+    """A session for someone another way has vouched for (an identity provider): the
+    authenticator app is still asked for when they have one, or enrolled when required."""
     now = datetime.now(UTC)
     with db.write() as session:
-        creds = store.credentials_of(session, user.id)
-        stage = Stage.ACTIVE if creds.has_totp or not rules.mfa_required else Stage.ENROL
-        _record(session, ctx, now, "auth.login", user.id, method=method.value)
+        stage = _stage_after_first_factor(rules, store.credentials_of(session, user.id))
+        if stage is not Stage.MFA:
+            _record(session, ctx, now, "auth.login", user.id, method=method.value)
         return _start(session, ctx, rules, user, stage, method, user_agent, now)
 
 
@@ -224,7 +226,7 @@ def start_after_password_set(
     return _start(session, ctx, rules, user, stage, method, user_agent, now)
 
 
-def _stage_after_password(rules: Rules, creds: accounts.Credentials) -> Stage:
+def _stage_after_first_factor(rules: Rules, creds: accounts.Credentials) -> Stage:
     if creds.has_totp:
         return Stage.MFA
     return Stage.ENROL if rules.mfa_required else Stage.ACTIVE
