@@ -28,6 +28,7 @@ from signoff.store.engine import Database
 from signoff.store.tables import Base
 from signoff.web.app import create_app
 from tests import factories
+from tests.mailbox import Mailbox
 from tests.oidc_provider import OidcProvider
 
 TEST_DATABASE_URL = os.environ.get("SIGNOFF_TEST_DATABASE_URL")
@@ -157,6 +158,18 @@ def server(settings: Settings) -> Iterator[RunningServer]:
         yield RunningServer(url=running.url, settings=settings)
     finally:
         running.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback; ``smtp_settings`` points a server at it."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+def smtp_settings(mailbox: Mailbox) -> dict[str, Any]:
+    return {"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_security": "none"}
 
 
 @pytest.fixture

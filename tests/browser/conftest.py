@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from signoff import AsyncClient
+from tests.conftest import smtp_settings
 from tests.mailbox import Mailbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -131,16 +132,9 @@ def screenshot(page: Page) -> Screenshot:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def settings_overrides(mailbox: Mailbox, request: pytest.FixtureRequest) -> dict[str, object]:
     extra = getattr(request, "param", {})
-    return {"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_security": "none"} | extra
+    return smtp_settings(mailbox) | extra
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -84,7 +84,7 @@ async def test_an_invitee_joins_with_mfa_signs_out_and_in_again(admin, mailbox, 
     await screenshot("signin-02-authenticator")
     await page.get_by_label("Code from the app").fill(wrong_code(secret))
     await page.get_by_role("button", name="Confirm").click()
-    await expect(page.get_by_role("alert")).to_contain_text("the code is not right")
+    await expect(page.get_by_role("alert")).to_contain_text("The code is not right")
     assert await manual_key(page) == secret  # the app scanned it already: it must still work
     await screenshot("signin-03-authenticator-wrong-code")
     await page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
@@ -109,7 +109,7 @@ async def test_an_invitee_joins_with_mfa_signs_out_and_in_again(admin, mailbox, 
     await expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     await page.get_by_label("Code").fill(wrong_code(secret))
     await page.get_by_role("button", name="Continue").click()
-    await expect(page.get_by_role("alert")).to_contain_text("the code is not right")
+    await expect(page.get_by_role("alert")).to_contain_text("The code is not right")
     await screenshot("signin-07-code-wrong")
     await page.get_by_label("Code").fill(next_code(secret))
     await page.get_by_role("button", name="Continue").click()

@@ -12,22 +12,16 @@ import pyotp
 import pytest
 
 from signoff import Client
+from tests.conftest import smtp_settings
 from tests.mailbox import Mailbox, link_in, text_of
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def settings_overrides(mailbox: Mailbox, request: pytest.FixtureRequest) -> dict[str, object]:
     extra = getattr(request, "param", {})
-    return {"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_security": "none"} | extra
+    return smtp_settings(mailbox) | extra
 
 
 @pytest.fixture

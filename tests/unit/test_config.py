@@ -212,11 +212,12 @@ def test_another_stack_cannot_take_over_a_team(db):
 
 def test_a_changed_key_scope_replaces_the_key(db):
     _, keys = apply(db, THREE_TEAMS)
-    wider = THREE_TEAMS.replace('["approvals:read", "approvals:write"]', '["approvals:read"]')
-    assert lines_of(config.plan(db, CLI, load(wider))) == [
-        "~ api_key nightly-etl (scopes approvals:read, approvals:write -> approvals:read: a new key)"
+    narrower = THREE_TEAMS.replace('["approvals:read", "approvals:write"]', '["approvals:read"]')
+    assert lines_of(config.plan(db, CLI, load(narrower))) == [
+        "~ api_key nightly-etl"
+        " (scopes approvals:read, approvals:write -> approvals:read: a new key)"
     ]
-    _, new_keys = apply(db, wider)
+    _, new_keys = apply(db, narrower)
     assert len(new_keys) == 1
     with pytest.raises(errors.Unauthenticated, match="revoked"):
         principals.authenticate(db, keys[0].secret, secret_key=SECRET_KEY)
