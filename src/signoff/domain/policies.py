@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import jsonschema
@@ -21,6 +22,23 @@ DEFAULT_TIMEOUT_SECONDS = 24 * 3600
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)\s*([wdhms])")
+
+
+@dataclass(frozen=True)
+class ApproverRef:
+    """One user or team that may decide, resolved from a reference such as ``team:owners``."""
+
+    kind: str  # "user" or "team"
+    id: str
+    name: str
+
+
+class OnTimeout(StrEnum):
+    """What an approval becomes when nobody settled it by its deadline."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+    EXPIRE = "expire"
 
 
 @dataclass(frozen=True)

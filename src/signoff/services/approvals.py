@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from signoff import errors, schemas
 from signoff.domain import approvals, deliveries, events, ids, policies
-from signoff.domain.approvals import Approval, ApproverRef, Reason, Status
+from signoff.domain.approvals import Approval, Reason, Status
+from signoff.domain.policies import ApproverRef
 from signoff.domain.principals import Context, Scope, User
 from signoff.services import journal
 from signoff.store import approvals as store
@@ -95,7 +96,7 @@ def _create(
             approvers=_resolve_approvers(session, spec.approvers),
             policy=policy,
             status=Status.PENDING,
-            on_timeout=approvals.OnTimeout(spec.on_timeout),
+            on_timeout=policies.OnTimeout(spec.on_timeout),
             created_at=now,
             deadline_at=now + timedelta(seconds=timeout),
             heartbeat_timeout_seconds=heartbeat,
