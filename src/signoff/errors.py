@@ -5,10 +5,12 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 ``errors.AlreadyDecided`` whether it talks to the server or runs inside it.
 
 * SignoffError
-  x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound
+  x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
+                        PolicyNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
-  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, PayloadTooLarge
+  x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
+                        PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
                         InsufficientScope
   x Unauthenticated     InvalidSignature
@@ -63,6 +65,11 @@ class ApiKeyNotFound(NotFound):
     title = "No such API key"
 
 
+class PolicyNotFound(NotFound):
+    code = "policy_not_found"
+    title = "No such policy"
+
+
 class Conflict(SignoffError):
     code = "conflict"
     status = 409
@@ -107,6 +114,14 @@ class InvalidInput(SignoffError):
 class UnknownApprover(InvalidInput):
     code = "unknown_approver"
     title = "An approver does not exist"
+
+
+class UnknownPolicy(InvalidInput):
+    """An approval names a policy that does not exist (``PolicyNotFound`` is for the policy
+    routes themselves: there the policy is what was asked for, here it is part of the input)."""
+
+    code = "unknown_policy"
+    title = "The named policy does not exist"
 
 
 class InvalidForm(InvalidInput):

@@ -54,6 +54,16 @@ class PolicySpec(_Model):
     )
 
 
+class ApprovalPolicy(PolicySpec):
+    """An approval's decision rules as the API shows them."""
+
+    model_config = ConfigDict(extra="ignore")  # an answer: newer servers may add fields
+
+    name: str | None = Field(
+        default=None, description="The named policy they were copied from; null if given inline."
+    )
+
+
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
@@ -114,7 +124,7 @@ class ApprovalPublic(BaseModel):
     status: Status
     requester_id: str
     approvers: list[ApproverPublic]
-    policy: PolicySpec
+    policy: ApprovalPolicy
     on_timeout: OnTimeout
     created_at: datetime
     deadline_at: datetime
