@@ -146,6 +146,53 @@ class ApprovalCreated(ApprovalPublic):
     )
 
 
+PolicyName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$"),  # domain.policies.NAME_PATTERN
+]
+
+
+class PolicyReplace(PolicySpec):
+    """What a named policy holds: the body of ``PUT /v1/policies/{name}`` (and, with the
+    name, of ``POST /v1/policies``). The decision rules are ``PolicySpec``'s fields."""
+
+    description: str = Field(default="", max_length=2000)
+    approvers: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Who decides, as approvals take them: users (email or id) and teams "
+        "('team:<name>').",
+    )
+    timeout: Duration | None = Field(
+        default=None, description="Fixes every approval's timeout; null: the requester's, or 24h."
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description="Fixes every approval's on_timeout; null: the requester's."
+    )
+
+
+class PolicyCreate(PolicyReplace):
+    name: PolicyName = Field(description="A lower-case slug, e.g. 'prod-promotion'.")
+
+
+class PolicyPublic(BaseModel):
+    """A named policy; its rules are ``PolicySpec``'s fields, spelled out in this order."""
+
+    id: str
+    name: str
+    description: str
+    approvers: list[ApproverPublic]
+    quorum: int
+    rejections_to_reject: int
+    requester_can_decide: bool
+    comment_required: bool
+    form: dict[str, Any] | None
+    timeout_seconds: int | None
+    on_timeout: OnTimeout | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class UserCreate(_Model):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str = Field(default="", max_length=200)

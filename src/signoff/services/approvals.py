@@ -93,7 +93,7 @@ def _create(
             context=spec.context,
             labels=sorted(set(spec.labels)),
             requester_id=user.id,
-            approvers=_resolve_approvers(session, spec.approvers),
+            approvers=resolve_approvers(session, spec.approvers),
             policy=policy,
             status=Status.PENDING,
             on_timeout=policies.OnTimeout(spec.on_timeout),
@@ -350,7 +350,9 @@ def _settle(
     db.notify(session, SETTLED, approval.id)
 
 
-def _resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
+def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
+    """The users and teams ``refs`` name (``alice@example.com``, ``usr_...``, ``team:owners``),
+    without repeats; ``UnknownApprover`` for the first that names nobody."""
     resolved: dict[tuple[str, str], ApproverRef] = {}
     for ref in refs:
         kind, _, name = ref.partition(":") if ":" in ref else ("user", "", ref)
