@@ -65,6 +65,8 @@ class ApprovalPolicy(PolicySpec):
 
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# Any name may be asked for: one that is not a policy's is answered with unknown_policy.
+PolicyRef = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class ApprovalCreate(_Model):
@@ -74,14 +76,25 @@ class ApprovalCreate(_Model):
         default_factory=dict, description="JSON shown to approvers, at most 256 KiB."
     )
     labels: list[Label] = Field(default_factory=list, max_length=20)
-    approvers: list[str] = Field(
+    approvers: list[str] | None = Field(
+        default=None,
         min_length=1,
         max_length=100,
-        description="Users (email or id, or 'user:<email>') and teams ('team:<name>').",
+        description="Users (email or id, or 'user:<email>') and teams ('team:<name>'). "
+        "Required with an inline policy; not allowed with a named one, which says who decides.",
     )
-    policy: PolicySpec = Field(default_factory=PolicySpec)
-    timeout: Duration = Field(default="24h", description="Seconds, or '90s', '30m', '24h', '7d'.")
-    on_timeout: OnTimeout = "reject"
+    policy: PolicySpec | PolicyRef = Field(
+        default_factory=PolicySpec,
+        description="The decision rules, or the name of a policy to take the approvers, rules, "
+        "timeout and on_timeout from.",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="Seconds, or '90s', '30m', '24h', '7d'. Default: the named policy's, or 24h.",
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description="Default: the named policy's, or 'reject'."
+    )
     heartbeat_timeout: Duration | None = Field(
         default=None, description="Expire when the workflow stops heartbeating for this long."
     )
