@@ -26,6 +26,7 @@ from signoff.web import problems
 from signoff.web.api import approvals as approvals_api
 from signoff.web.api import audit as audit_api
 from signoff.web.api import people as people_api
+from signoff.web.api import policies as policies_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime
 from signoff.web.waiters import Waiters
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
     )
     problems.install(app)
-    for module in (approvals_api, people_api, audit_api, system_api):
+    for module in (approvals_api, policies_api, people_api, audit_api, system_api):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     if settings.allowed_networks:
