@@ -1,11 +1,15 @@
-"""Named policies over real HTTP: who may write and read them, and approvals that name one."""
+"""Named policies over real HTTP, through the raw API and the SDK: who may write and read them,
+and approvals that name one."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
 
 import signoff
+from signoff import errors
 from tests.conftest import RunningServer
 
 PROD_PROMOTION = {
@@ -43,6 +47,11 @@ def api(server: RunningServer, keys: dict[str, str]) -> dict[str, httpx.Client]:
         name: httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"})
         for name, key in keys.items()
     }
+
+
+@pytest.fixture
+def sdk(server: RunningServer, keys: dict[str, str]) -> dict[str, signoff.Client]:
+    return {name: signoff.Client(server.url, key) for name, key in keys.items()}
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -210,3 +219,49 @@ def test_openapi_describes_policies_and_approvals_that_name_them(server):
     policy = spec["components"]["schemas"]["ApprovalCreate"]["properties"]["policy"]
     assert {"$ref": "#/components/schemas/PolicySpec"} in policy["anyOf"]
     assert "approvers" not in spec["components"]["schemas"]["ApprovalCreate"]["required"]
+
+
+def test_the_sdk_manages_policies_and_creates_approvals_by_name(sdk):
+    admin, pipeline = sdk["admin"], sdk["pipeline"]
+    made = admin.policies.create(
+        "prod-promotion", approvers=["team:model-approvers-prod"], quorum=2, comment_required=True
+    )
+    assert pipeline.policies.get("prod-promotion") == made
+    assert pipeline.policies.list().items == [made]
+    approval = pipeline.approvals.create(title="Promote v7?", policy="prod-promotion")
+    assert (approval.policy.name, approval.policy.quorum) == ("prod-promotion", 2)
+    assert approval.token
+    with pytest.raises(errors.InvalidInput) as refused:
+        pipeline.approvals.create(title="t", policy="prod-promotion", approvers=["bob@example.com"])
+    assert refused.value.extra["field"] == "approvers"
+    with pytest.raises(errors.UnknownPolicy):
+        pipeline.approvals.create(title="t", policy="no-such-policy")
+    with pytest.raises(errors.PermissionDenied):
+        pipeline.policies.delete("prod-promotion")
+    replaced = admin.policies.replace(
+        "prod-promotion", approvers=["alice@example.com"], timeout="1h"
+    )
+    assert (replaced.quorum, replaced.timeout_seconds) == (1, 3600)
+    assert pipeline.approvals.get(approval.id).policy == approval.policy
+    assert admin.policies.delete("prod-promotion") is None
+    with pytest.raises(errors.PolicyNotFound):
+        pipeline.policies.get("prod-promotion")
+
+
+def test_the_async_sdk_manages_policies_too(server, keys):
+    async def story() -> tuple[int, str | None]:
+        async with (
+            signoff.AsyncClient(server.url, keys["admin"]) as admin,
+            signoff.AsyncClient(server.url, keys["pipeline"]) as pipeline,
+        ):
+            await admin.policies.create("quick", approvers=["alice@example.com"], timeout="2h")
+            await admin.policies.replace("quick", approvers=["bob@example.com"], timeout="3h")
+            assert [p.name for p in (await pipeline.policies.list()).items] == ["quick"]
+            approval = await pipeline.approvals.create(title="t", policy="quick")
+            await admin.policies.delete("quick")
+            with pytest.raises(errors.PolicyNotFound):
+                await pipeline.policies.get("quick")
+            seconds = (approval.deadline_at - approval.created_at).total_seconds()
+            return round(seconds), approval.policy.name
+
+    assert asyncio.run(story()) == (3 * 3600, "quick")
