@@ -1,8 +1,8 @@
 """The ``signoff`` command.
 
 Client commands (``approvals``) talk to a server through ``SIGNOFF_URL`` and
-``SIGNOFF_API_KEY``; admin commands (``users``, ``teams``, ``keys``, ``audit``, ``db``) and the
-processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
+``SIGNOFF_API_KEY``; admin commands (``users``, ``teams``, ``keys``, ``policies``, ``audit``,
+``db``) and the processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from signoff.__about__ import __version__
-from signoff.cli import approvals, audit, people, server
+from signoff.cli import approvals, audit, people, policies, server
 
 
 def _version(value: bool) -> None:
@@ -43,6 +43,7 @@ app.add_typer(approvals.app, name="approvals")
 app.add_typer(people.users, name="users")
 app.add_typer(people.teams, name="teams")
 app.add_typer(people.keys, name="keys")
+app.add_typer(policies.app, name="policies")
 app.add_typer(audit.app, name="audit")
 
 
