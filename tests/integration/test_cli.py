@@ -291,3 +291,53 @@ def test_policy_command_errors_are_clear_and_non_zero(admin_env, args, says):
     refused = signoff("policies", "create", *args, env=admin_env, check=False)
     assert refused.returncode == 1
     assert says in refused.stderr
+
+
+def test_an_approval_from_the_shell_can_name_a_policy(admin_env, client_env):
+    pipeline = client_env["pipeline"]
+    signoff("teams", "create", "prod-approvers", env=admin_env)
+    signoff("teams", "add-member", "prod-approvers", "alice@example.com", env=admin_env)
+    signoff(
+        "policies",
+        "create",
+        "prod-promotion",
+        "-a",
+        "team:prod-approvers",
+        "--quorum",
+        "2",
+        env=admin_env,
+    )
+    created = json.loads(
+        signoff(
+            "approvals",
+            "create",
+            "--title",
+            "Promote v7?",
+            "--policy",
+            "prod-promotion",
+            "--json",
+            env=pipeline,
+        ).stdout
+    )
+    assert (created["policy"]["name"], created["policy"]["quorum"]) == ("prod-promotion", 2)
+    assert [a["name"] for a in created["approvers"]] == ["prod-approvers"]
+    for extra, says in (
+        (["-a", "alice@example.com"], "leave approvers out (invalid_input)"),
+        (["--quorum", "1"], "leave out --quorum"),
+    ):
+        refused = signoff(
+            "approvals",
+            "create",
+            "--title",
+            "t",
+            "--policy",
+            "prod-promotion",
+            *extra,
+            env=pipeline,
+            check=False,
+        )
+        assert (refused.returncode, says in refused.stderr) == (1, True), refused.stderr
+    unknown = signoff(
+        "approvals", "create", "--title", "t", "--policy", "nope", env=pipeline, check=False
+    )
+    assert "no policy named 'nope' (unknown_policy)" in unknown.stderr
