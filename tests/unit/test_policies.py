@@ -4,6 +4,8 @@ checks, audit)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -237,6 +239,23 @@ def test_policy_names_are_unique(db, people):
     f.policy(db, "prod-promotion")
     with pytest.raises(errors.DuplicateName, match="prod-promotion"):
         f.policy(db, "prod-promotion", quorum=3)
+
+
+def test_admins_racing_for_one_name_make_one_policy_and_the_rest_get_duplicate_name(db, people):
+    start = threading.Barrier(8)
+
+    def make(quorum: int) -> str:
+        start.wait(timeout=10)
+        try:
+            f.policy(db, "prod-promotion", quorum=quorum)
+        except errors.DuplicateName:
+            return "taken"
+        return "made"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(make, range(1, 9)))
+    assert sorted(outcomes) == ["made"] + ["taken"] * 7
+    assert len(service.list_policies(db, people["admin"])[0]) == 1
 
 
 @pytest.mark.parametrize("approver", ["team:nobody", "ghost@example.com", "group:owners"])
