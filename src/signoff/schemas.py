@@ -54,14 +54,18 @@ class PolicySpec(_Model):
     )
 
 
-class ApprovalPolicy(PolicySpec):
-    """An approval's decision rules as the API shows them."""
-
-    model_config = ConfigDict(extra="ignore")  # an answer: newer servers may add fields
+class ApprovalPolicy(BaseModel):
+    """An approval's decision rules as the API shows them: ``PolicySpec``'s fields, and the
+    named policy they were copied from."""
 
     name: str | None = Field(
         default=None, description="The named policy they were copied from; null if given inline."
     )
+    quorum: int
+    rejections_to_reject: int
+    requester_can_decide: bool
+    comment_required: bool
+    form: dict[str, Any] | None
 
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -268,7 +268,7 @@ def test_policies_are_admin_commands_on_the_database(admin_env):
     assert "prod-promotion" in signoff("policies", "list", env=admin_env).stdout
     shown = signoff("policies", "show", "prod-promotion", env=admin_env).stdout
     assert "approvers: team:prod-approvers" in shown
-    assert "timeout: 14400s; on timeout: expire" in shown
+    assert "timeout: 4h; on timeout: expire" in shown
     signoff("policies", "replace", "prod-promotion", "-a", "team:prod-approvers", env=admin_env)
     assert json.loads(signoff("policies", "list", "--json", env=admin_env).stdout)[0]["quorum"] == 1
     assert "deleted" in signoff("policies", "delete", "prod-promotion", env=admin_env).stdout

@@ -38,6 +38,14 @@ def test_durations_parse(text, seconds):
     assert policies.parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(90, "1m30s"), (5400, "1h30m"), (86400, "1d"), (1209600, "14d")]
+)
+def test_durations_format_as_they_parse(seconds, text):
+    assert policies.format_duration(seconds) == text
+    assert policies.parse_duration(text) == seconds
+
+
 @pytest.mark.parametrize("text", ["", "0", "h", "1y", "12 parsecs", "367d", -5, True])
 def test_bad_durations_are_invalid_input(text):
     with pytest.raises(errors.InvalidInput):
@@ -133,7 +141,7 @@ def test_a_request_may_repeat_but_not_change_a_fixed_timeout_and_outcome():
     fixed = _named(timeout_seconds=3600, on_timeout=policies.OnTimeout.REJECT)
     fixed.check_request(approvers=None, timeout_seconds=3600, on_timeout="reject")
     fixed.check_request(approvers=None, timeout_seconds=None, on_timeout=None)
-    with pytest.raises(errors.InvalidInput) as raised:
+    with pytest.raises(errors.InvalidInput, match="fixes the timeout at 1h:") as raised:
         fixed.check_request(approvers=None, timeout_seconds=7200, on_timeout=None)
     assert raised.value.extra == {"field": "timeout"}
     with pytest.raises(errors.InvalidInput) as raised:

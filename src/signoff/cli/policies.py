@@ -202,6 +202,8 @@ def _public(policy: NamedPolicy) -> schemas.PolicyPublic:
 
 
 def _show(policy: NamedPolicy, as_json: bool) -> None:
+    from signoff.domain.policies import format_duration
+
     public = _public(policy)
     if as_json:
         emit(public, COLUMNS, as_json=True)
@@ -215,7 +217,7 @@ def _show(policy: NamedPolicy, as_json: bool) -> None:
         f"requester can decide: {_yes_no(public.requester_can_decide)}; "
         f"comment required: {_yes_no(public.comment_required)}"
     )
-    timeout = f"{public.timeout_seconds}s" if public.timeout_seconds else OPEN
+    timeout = format_duration(public.timeout_seconds) if public.timeout_seconds else OPEN
     typer.echo(f"  timeout: {timeout}; on timeout: {public.on_timeout or OPEN}")
     if public.form is not None:
         typer.echo(f"  form: {json.dumps(public.form)}")

@@ -112,13 +112,14 @@ class NamedPolicy:
             raise errors.InvalidInput(
                 f"policy {self.name!r} says who decides: leave approvers out", field="approvers"
             )
-        if _differs(self.timeout_seconds, timeout_seconds):
+        fixed = self.timeout_seconds
+        if fixed is not None and timeout_seconds not in (None, fixed):
             raise errors.InvalidInput(
-                f"policy {self.name!r} fixes the timeout at {self.timeout_seconds} seconds: "
+                f"policy {self.name!r} fixes the timeout at {format_duration(fixed)}: "
                 "leave timeout out",
                 field="timeout",
             )
-        if _differs(self.on_timeout, on_timeout):
+        if self.on_timeout is not None and on_timeout not in (None, self.on_timeout):
             raise errors.InvalidInput(
                 f"policy {self.name!r} fixes on_timeout at {self.on_timeout}: leave on_timeout out",
                 field="on_timeout",
@@ -148,10 +149,6 @@ def check_policy_name(name: str) -> None:
         )
 
 
-def _differs(fixed: object | None, asked: object | None) -> bool:
-    return fixed is not None and asked is not None and asked != fixed
-
-
 def parse_duration(value: int | float | str, *, name: str = "timeout") -> int:
     """Seconds in ``value``: a number of seconds or a string such as ``24h`` or ``1h30m``."""
     if isinstance(value, bool):
@@ -173,6 +170,16 @@ def parse_duration(value: int | float | str, *, name: str = "timeout") -> int:
     if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
         raise errors.InvalidInput(f"{name} must be between 1 second and 1 year", field=name)
     return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """``seconds`` as ``parse_duration`` reads it: ``3d``, ``1h30m``, ``90s`` as ``1m30s``."""
+    parts = []
+    for unit in "dhms":
+        amount, seconds = divmod(seconds, _UNITS[unit])
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
 
 
 def check_form_schema(schema: dict[str, Any]) -> None:
