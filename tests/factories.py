@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from signoff import schemas
+from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
-from signoff.services import approvals, principals
+from signoff.services import approvals, policies, principals
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
 
@@ -59,3 +60,11 @@ def create(db: Database, requester: User, **overrides: Any) -> approvals.Created
     return approvals.create(
         db, context(db, requester), approval_spec(**overrides), secret_key=SECRET_KEY
     )
+
+
+def policy(db: Database, name: str, **fields: Any) -> NamedPolicy:
+    """A named policy, written by an admin; ``fields`` as ``schemas.PolicyCreate`` takes them."""
+    spec = schemas.PolicyCreate.model_validate(
+        {"name": name, "approvers": ["team:owners"]} | fields
+    )
+    return policies.create(db, CLI, spec)

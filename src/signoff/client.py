@@ -10,6 +10,7 @@ server restart without creating anything twice.
     approval = client.approvals.create(title="Apply batch 42?", approvers=["team:data-owners"])
     approval = approval.wait()           # returns once someone decided
     if approval.status == "approved": ...
+    client.approvals.create(title="Promote v7?", policy="prod-promotion")  # a named policy
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import PrivateAttr
@@ -91,13 +93,13 @@ class _ApprovalCalls:
     def create(
         *,
         title: str,
-        approvers: list[str],
+        approvers: list[str] | None,
         body: str,
         context: dict[str, Any] | None,
         labels: list[str] | None,
-        policy: schemas.PolicySpec | dict[str, Any] | None,
-        timeout: int | str,
-        on_timeout: str,
+        policy: schemas.PolicySpec | dict[str, Any] | str | None,
+        timeout: int | str | None,
+        on_timeout: str | None,
         heartbeat_timeout: int | str | None,
         callback_url: str | None,
         idempotency_key: str | None,
@@ -109,7 +111,7 @@ class _ApprovalCalls:
                 "body": body,
                 "context": context or {},
                 "labels": labels or [],
-                "policy": policy or {},
+                "policy": {} if policy is None else policy,
                 "timeout": timeout,
                 "on_timeout": on_timeout,
                 "heartbeat_timeout": heartbeat_timeout,
@@ -298,6 +300,44 @@ class _PeopleCalls:
         return _Call("GET", "/v1/webhook-secret", _model(schemas.WebhookSecret), retry=True)
 
 
+class _PolicyCalls:
+    @staticmethod
+    def create(name: str, fields: dict[str, Any]) -> _Call[schemas.PolicyPublic]:
+        spec = schemas.PolicyCreate.model_validate({"name": name} | fields)
+        body = spec.model_dump(mode="json", exclude_none=True)
+        return _Call("POST", "/v1/policies", _model(schemas.PolicyPublic), json=body)
+
+    @staticmethod
+    def replace(name: str, fields: dict[str, Any]) -> _Call[schemas.PolicyPublic]:
+        body = schemas.PolicyReplace.model_validate(fields).model_dump(
+            mode="json", exclude_none=True
+        )
+        return _Call("PUT", _policy_path(name), _model(schemas.PolicyPublic), json=body)
+
+    @staticmethod
+    def get(name: str) -> _Call[schemas.PolicyPublic]:
+        return _Call("GET", _policy_path(name), _model(schemas.PolicyPublic), retry=True)
+
+    @staticmethod
+    def list(cursor: str | None, limit: int) -> _Call[schemas.Page[schemas.PolicyPublic]]:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return _Call(
+            "GET",
+            "/v1/policies",
+            _model(schemas.Page[schemas.PolicyPublic]),
+            params=params,
+            retry=True,
+        )
+
+    @staticmethod
+    def delete(name: str) -> _Call[None]:
+        return _Call("DELETE", _policy_path(name), lambda _body: None)
+
+
+def _policy_path(name: str) -> str:
+    return f"/v1/policies/{quote(name, safe='')}"
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     headers = {"user-agent": f"signoff-python/{__version__}", "accept": "application/json"}
     if api_key:
@@ -307,7 +347,7 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 def _result(call: _Call[T], response: httpx.Response) -> T:
     if response.is_success:
-        return call.parse(response.json())
+        return call.parse(response.json() if response.content else None)
     try:
         body = response.json()
     except ValueError:
@@ -343,6 +383,7 @@ class Client:
             transport=transport,
         )
         self.approvals = Approvals(self)
+        self.policies = Policies(self)
         self.people = People(self)
 
     def __enter__(self) -> Client:
@@ -383,19 +424,24 @@ class Approvals:
         self,
         *,
         title: str,
-        approvers: list[str],
+        approvers: list[str] | None = None,
         body: str = "",
         context: dict[str, Any] | None = None,
         labels: list[str] | None = None,
-        policy: schemas.PolicySpec | dict[str, Any] | None = None,
-        timeout: int | str = "24h",
-        on_timeout: str = "reject",
+        policy: schemas.PolicySpec | dict[str, Any] | str | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Approval:
         """Open an approval; the answer carries its task ``token``. Safe to retry: a key is
-        generated when you give none, and retries reuse it."""
+        generated when you give none, and retries reuse it.
+
+        ``policy`` is the decision rules, or the name of a policy that supplies the approvers,
+        rules, and possibly timeout and on_timeout (then leave ``approvers`` out). Without a
+        name, ``approvers`` are required; ``timeout`` defaults to 24h, ``on_timeout`` to
+        reject."""
         call = _ApprovalCalls.create(
             title=title,
             approvers=approvers,
@@ -483,6 +529,83 @@ class Approvals:
                 return self._client._bind(approval)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"approval {approval_id} is still pending after {timeout}s")
+
+
+class Policies:
+    """Named policies: admins write them; any key that may read approvals reads them."""
+
+    def __init__(self, client: Client) -> None:
+        self._send = client._send
+
+    def create(
+        self,
+        name: str,
+        *,
+        approvers: builtins.list[str],
+        description: str = "",
+        quorum: int = 1,
+        rejections_to_reject: int = 1,
+        requester_can_decide: bool = False,
+        comment_required: bool = False,
+        form: dict[str, Any] | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
+    ) -> schemas.PolicyPublic:
+        """A new named policy. ``timeout`` and ``on_timeout``, when given, are fixed for every
+        approval made from it; otherwise each request chooses."""
+        fields = {
+            "approvers": approvers,
+            "description": description,
+            "quorum": quorum,
+            "rejections_to_reject": rejections_to_reject,
+            "requester_can_decide": requester_can_decide,
+            "comment_required": comment_required,
+            "form": form,
+            "timeout": timeout,
+            "on_timeout": on_timeout,
+        }
+        return self._send(_PolicyCalls.create(name, fields))
+
+    def replace(
+        self,
+        name: str,
+        *,
+        approvers: builtins.list[str],
+        description: str = "",
+        quorum: int = 1,
+        rejections_to_reject: int = 1,
+        requester_can_decide: bool = False,
+        comment_required: bool = False,
+        form: dict[str, Any] | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
+    ) -> schemas.PolicyPublic:
+        """Replace everything the policy holds: what you leave out takes its default.
+        Approvals already made from it keep what they copied."""
+        fields = {
+            "approvers": approvers,
+            "description": description,
+            "quorum": quorum,
+            "rejections_to_reject": rejections_to_reject,
+            "requester_can_decide": requester_can_decide,
+            "comment_required": comment_required,
+            "form": form,
+            "timeout": timeout,
+            "on_timeout": on_timeout,
+        }
+        return self._send(_PolicyCalls.replace(name, fields))
+
+    def get(self, name: str) -> schemas.PolicyPublic:
+        return self._send(_PolicyCalls.get(name))
+
+    def list(
+        self, *, cursor: str | None = None, limit: int = 50
+    ) -> schemas.Page[schemas.PolicyPublic]:
+        """One page of policies in name order."""
+        return self._send(_PolicyCalls.list(cursor, limit))
+
+    def delete(self, name: str) -> None:
+        self._send(_PolicyCalls.delete(name))
 
 
 class People:
@@ -591,6 +714,7 @@ class AsyncClient:
             transport=transport,
         )
         self.approvals = AsyncApprovals(self)
+        self.policies = AsyncPolicies(self)
         self.people = AsyncPeople(self)
 
     async def __aenter__(self) -> AsyncClient:
@@ -627,13 +751,13 @@ class AsyncApprovals:
         self,
         *,
         title: str,
-        approvers: list[str],
+        approvers: list[str] | None = None,
         body: str = "",
         context: dict[str, Any] | None = None,
         labels: list[str] | None = None,
-        policy: schemas.PolicySpec | dict[str, Any] | None = None,
-        timeout: int | str = "24h",
-        on_timeout: str = "reject",
+        policy: schemas.PolicySpec | dict[str, Any] | str | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
@@ -719,6 +843,76 @@ class AsyncApprovals:
                 return approval
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"approval {approval_id} is still pending after {timeout}s")
+
+
+class AsyncPolicies:
+    def __init__(self, client: AsyncClient) -> None:
+        self._send = client._send
+
+    async def create(
+        self,
+        name: str,
+        *,
+        approvers: builtins.list[str],
+        description: str = "",
+        quorum: int = 1,
+        rejections_to_reject: int = 1,
+        requester_can_decide: bool = False,
+        comment_required: bool = False,
+        form: dict[str, Any] | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
+    ) -> schemas.PolicyPublic:
+        fields = {
+            "approvers": approvers,
+            "description": description,
+            "quorum": quorum,
+            "rejections_to_reject": rejections_to_reject,
+            "requester_can_decide": requester_can_decide,
+            "comment_required": comment_required,
+            "form": form,
+            "timeout": timeout,
+            "on_timeout": on_timeout,
+        }
+        return await self._send(_PolicyCalls.create(name, fields))
+
+    async def replace(
+        self,
+        name: str,
+        *,
+        approvers: builtins.list[str],
+        description: str = "",
+        quorum: int = 1,
+        rejections_to_reject: int = 1,
+        requester_can_decide: bool = False,
+        comment_required: bool = False,
+        form: dict[str, Any] | None = None,
+        timeout: int | str | None = None,
+        on_timeout: str | None = None,
+    ) -> schemas.PolicyPublic:
+        fields = {
+            "approvers": approvers,
+            "description": description,
+            "quorum": quorum,
+            "rejections_to_reject": rejections_to_reject,
+            "requester_can_decide": requester_can_decide,
+            "comment_required": comment_required,
+            "form": form,
+            "timeout": timeout,
+            "on_timeout": on_timeout,
+        }
+        return await self._send(_PolicyCalls.replace(name, fields))
+
+    async def get(self, name: str) -> schemas.PolicyPublic:
+        return await self._send(_PolicyCalls.get(name))
+
+    async def list(
+        self, *, cursor: str | None = None, limit: int = 50
+    ) -> schemas.Page[schemas.PolicyPublic]:
+        return await self._send(_PolicyCalls.list(cursor, limit))
+
+    async def delete(self, name: str) -> None:
+        await self._send(_PolicyCalls.delete(name))
 
 
 class AsyncPeople:

@@ -6,11 +6,11 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
-                        InvitationNotFound
+                        InvitationNotFound, PolicyNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
-  x InvalidInput        UnknownApprover, InvalidForm, CommentRequired, WeakPassword,
-                        PayloadTooLarge
+  x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
+                        WeakPassword, PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
                         InsufficientScope, CsrfFailed, AccountDisabled, GroupNotAllowed
   x Unauthenticated     InvalidSignature, InvalidCredentials, OidcFailed
@@ -72,6 +72,11 @@ class InvitationNotFound(NotFound):
     title = "No such invitation"
 
 
+class PolicyNotFound(NotFound):
+    code = "policy_not_found"
+    title = "No such policy"
+
+
 class Conflict(SignoffError):
     code = "conflict"
     status = 409
@@ -116,6 +121,14 @@ class InvalidInput(SignoffError):
 class UnknownApprover(InvalidInput):
     code = "unknown_approver"
     title = "An approver does not exist"
+
+
+class UnknownPolicy(InvalidInput):
+    """An approval names a policy that does not exist (``PolicyNotFound`` is for the policy
+    routes themselves: there the policy is what was asked for, here it is part of the input)."""
+
+    code = "unknown_policy"
+    title = "The named policy does not exist"
 
 
 class InvalidForm(InvalidInput):

@@ -54,7 +54,23 @@ class PolicySpec(_Model):
     )
 
 
+class ApprovalPolicy(BaseModel):
+    """An approval's decision rules as the API shows them: ``PolicySpec``'s fields, and the
+    named policy they were copied from."""
+
+    name: str | None = Field(
+        default=None, description="The named policy they were copied from; null if given inline."
+    )
+    quorum: int
+    rejections_to_reject: int
+    requester_can_decide: bool
+    comment_required: bool
+    form: dict[str, Any] | None
+
+
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# Any name may be asked for: one that is not a policy's is answered with unknown_policy.
+PolicyRef = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class ApprovalCreate(_Model):
@@ -64,14 +80,25 @@ class ApprovalCreate(_Model):
         default_factory=dict, description="JSON shown to approvers, at most 256 KiB."
     )
     labels: list[Label] = Field(default_factory=list, max_length=20)
-    approvers: list[str] = Field(
+    approvers: list[str] | None = Field(
+        default=None,
         min_length=1,
         max_length=100,
-        description="Users (email or id, or 'user:<email>') and teams ('team:<name>').",
+        description="Users (email or id, or 'user:<email>') and teams ('team:<name>'). "
+        "Required with an inline policy; not allowed with a named one, which says who decides.",
     )
-    policy: PolicySpec = Field(default_factory=PolicySpec)
-    timeout: Duration = Field(default="24h", description="Seconds, or '90s', '30m', '24h', '7d'.")
-    on_timeout: OnTimeout = "reject"
+    policy: PolicySpec | PolicyRef = Field(
+        default_factory=PolicySpec,
+        description="The decision rules, or the name of a policy to take the approvers, rules, "
+        "timeout and on_timeout from.",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="Seconds, or '90s', '30m', '24h', '7d'. Default: the named policy's, or 24h.",
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description="Default: the named policy's, or 'reject'."
+    )
     heartbeat_timeout: Duration | None = Field(
         default=None, description="Expire when the workflow stops heartbeating for this long."
     )
@@ -114,7 +141,7 @@ class ApprovalPublic(BaseModel):
     status: Status
     requester_id: str
     approvers: list[ApproverPublic]
-    policy: PolicySpec
+    policy: ApprovalPolicy
     on_timeout: OnTimeout
     created_at: datetime
     deadline_at: datetime
@@ -134,6 +161,53 @@ class ApprovalCreated(ApprovalPublic):
     token: str = Field(
         description="Capability to read, wait on, heartbeat and cancel this approval only."
     )
+
+
+PolicyName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$"),  # domain.policies.NAME_PATTERN
+]
+
+
+class PolicyReplace(PolicySpec):
+    """What a named policy holds: the body of ``PUT /v1/policies/{name}`` (and, with the
+    name, of ``POST /v1/policies``). The decision rules are ``PolicySpec``'s fields."""
+
+    description: str = Field(default="", max_length=2000)
+    approvers: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Who decides, as approvals take them: users (email or id) and teams "
+        "('team:<name>').",
+    )
+    timeout: Duration | None = Field(
+        default=None, description="Fixes every approval's timeout; null: the requester's, or 24h."
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description="Fixes every approval's on_timeout; null: the requester's."
+    )
+
+
+class PolicyCreate(PolicyReplace):
+    name: PolicyName = Field(description="A lower-case slug, e.g. 'prod-promotion'.")
+
+
+class PolicyPublic(BaseModel):
+    """A named policy; its rules are ``PolicySpec``'s fields, spelled out in this order."""
+
+    id: str
+    name: str
+    description: str
+    approvers: list[ApproverPublic]
+    quorum: int
+    rejections_to_reject: int
+    requester_can_decide: bool
+    comment_required: bool
+    form: dict[str, Any] | None
+    timeout_seconds: int | None
+    on_timeout: OnTimeout | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class UserCreate(_Model):

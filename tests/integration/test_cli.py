@@ -277,3 +277,103 @@ def test_users_are_disabled_enabled_and_given_roles_from_the_shell(admin_env):
     wrong = signoff("users", "set-role", "alice@example.com", "boss", env=admin_env, check=False)
     assert wrong.returncode != 0
     assert "admin or member" in wrong.stderr
+
+
+def test_policies_are_admin_commands_on_the_database(admin_env):
+    signoff("teams", "create", "prod-approvers", env=admin_env)
+    made = json.loads(
+        signoff(
+            "policies",
+            "create",
+            "prod-promotion",
+            "-a",
+            "team:prod-approvers",
+            "--quorum",
+            "2",
+            "--comment-required",
+            "--timeout",
+            "4h",
+            "--on-timeout",
+            "expire",
+            "--json",
+            env=admin_env,
+        ).stdout
+    )
+    assert (made["quorum"], made["comment_required"], made["timeout_seconds"]) == (2, True, 14400)
+    assert [a["name"] for a in made["approvers"]] == ["prod-approvers"]
+    assert "prod-promotion" in signoff("policies", "list", env=admin_env).stdout
+    shown = signoff("policies", "show", "prod-promotion", env=admin_env).stdout
+    assert "approvers: team:prod-approvers" in shown
+    assert "timeout: 4h; on timeout: expire" in shown
+    signoff("policies", "replace", "prod-promotion", "-a", "team:prod-approvers", env=admin_env)
+    assert json.loads(signoff("policies", "list", "--json", env=admin_env).stdout)[0]["quorum"] == 1
+    assert "deleted" in signoff("policies", "delete", "prod-promotion", env=admin_env).stdout
+    gone = signoff("policies", "show", "prod-promotion", env=admin_env, check=False)
+    assert (gone.returncode, "policy_not_found" in gone.stderr) == (1, True)
+    assert "policy.delete" in signoff("audit", "export", env=admin_env).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["Prod", "-a", "team:prod-approvers"], "policy name 'Prod' is not a lower-case slug"),
+        (["p", "-a", "team:nobody"], "no such approver: 'team:nobody' (unknown_approver)"),
+        (["p", "-a", "team:prod-approvers", "--quorum", "0"], "quorum: Input should be"),
+        (["p", "-a", "team:prod-approvers", "--form", "{oops"], "--form is not JSON"),
+    ],
+)
+def test_policy_command_errors_are_clear_and_non_zero(admin_env, args, says):
+    signoff("teams", "create", "prod-approvers", env=admin_env)
+    refused = signoff("policies", "create", *args, env=admin_env, check=False)
+    assert refused.returncode == 1
+    assert says in refused.stderr
+
+
+def test_an_approval_from_the_shell_can_name_a_policy(admin_env, client_env):
+    pipeline = client_env["pipeline"]
+    signoff("teams", "create", "prod-approvers", env=admin_env)
+    signoff("teams", "add-member", "prod-approvers", "alice@example.com", env=admin_env)
+    signoff(
+        "policies",
+        "create",
+        "prod-promotion",
+        "-a",
+        "team:prod-approvers",
+        "--quorum",
+        "2",
+        env=admin_env,
+    )
+    created = json.loads(
+        signoff(
+            "approvals",
+            "create",
+            "--title",
+            "Promote v7?",
+            "--policy",
+            "prod-promotion",
+            "--json",
+            env=pipeline,
+        ).stdout
+    )
+    assert (created["policy"]["name"], created["policy"]["quorum"]) == ("prod-promotion", 2)
+    assert [a["name"] for a in created["approvers"]] == ["prod-approvers"]
+    for extra, says in (
+        (["-a", "alice@example.com"], "leave approvers out (invalid_input)"),
+        (["--quorum", "1"], "leave out --quorum"),
+    ):
+        refused = signoff(
+            "approvals",
+            "create",
+            "--title",
+            "t",
+            "--policy",
+            "prod-promotion",
+            *extra,
+            env=pipeline,
+            check=False,
+        )
+        assert (refused.returncode, says in refused.stderr) == (1, True), refused.stderr
+    unknown = signoff(
+        "approvals", "create", "--title", "t", "--policy", "nope", env=pipeline, check=False
+    )
+    assert "no policy named 'nope' (unknown_policy)" in unknown.stderr

@@ -38,12 +38,16 @@ def world(server: RunningServer) -> World:
         "/v1/approvals", json={"title": "Ship it?", "approvers": ["team:team-a"]}
     ).json()
     invitation = admin.post("/v1/invitations", json={"email": "eve@example.com"}).json()
+    admin.post(
+        "/v1/policies", json={"name": "team-a-rules", "approvers": ["team:team-a"]}
+    ).raise_for_status()
     ids = {
         "approval_id": approval["id"],
         "invitation_id": invitation["id"],
         "key_id": keys["alice@example.com"]["id"],
         "user": "alice@example.com",
         "team": "team-a",
+        "name": "team-a-rules",
     }
     return World(
         admin=admin,
@@ -71,6 +75,11 @@ ROWS = [
     ("POST", "/v1/approvals/{approval_id}/heartbeat", None, 404, "approval_not_found"),
     ("GET", "/v1/approvals/{approval_id}/wait", None, 404, "approval_not_found"),
     ("GET", "/v1/approvals/{approval_id}/deliveries", None, 404, "approval_not_found"),
+    ("POST", "/v1/policies", {"name": "p", "approvers": ["team:team-b"]}, 403, "permission_denied"),
+    ("GET", "/v1/policies", None, 200, None),  # a requester must know what a name stands for
+    ("GET", "/v1/policies/{name}", None, 200, None),
+    ("PUT", "/v1/policies/{name}", {"approvers": ["team:team-b"]}, 403, "permission_denied"),
+    ("DELETE", "/v1/policies/{name}", None, 403, "permission_denied"),
     ("GET", "/v1/users", None, 403, "permission_denied"),
     ("POST", "/v1/users", {"email": "mallory@example.com"}, 403, "permission_denied"),
     ("GET", "/v1/users/me", None, 200, None),

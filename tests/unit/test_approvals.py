@@ -1,16 +1,18 @@
-"""Approval services on a real database: policy rules, idempotency, deadlines, listing."""
+"""Approval services on a real database: policy rules, named policies, idempotency, deadlines,
+listing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from signoff import errors, schemas
 from signoff.domain import ids
 from signoff.domain.approvals import Status
 from signoff.domain.principals import Context, Principal, Role, system_context
-from signoff.services import approvals
+from signoff.services import approvals, policies
 from signoff.store import outbox
 from signoff.store.engine import Database
 from tests import factories as f
@@ -318,3 +320,150 @@ def test_listing_filters_by_status_label_and_what_i_can_decide(db, people):
 def test_a_bad_cursor_is_invalid_input(db, people):
     with pytest.raises(errors.InvalidInput):
         approvals.list_approvals(db, f.context(db, people["pipeline"]), cursor="garbage!")
+
+
+@pytest.fixture
+def prod_promotion(db, people):
+    """Two approvals from the team, the requester excluded, a comment required."""
+    return f.policy(
+        db, "prod-promotion", approvers=["team:data-owners"], quorum=2, comment_required=True
+    )
+
+
+def test_an_approval_made_from_a_named_policy_takes_its_approvers_and_rules(
+    db, people, prod_promotion
+):
+    approval = f.create(db, people["alice"], approvers=None, policy="prod-promotion").approval
+    assert [(r.kind, r.name) for r in approval.approvers] == [("team", "data-owners")]
+    assert approval.policy.name == "prod-promotion"
+    assert (approval.policy.quorum, approval.policy.comment_required) == (2, True)
+    with pytest.raises(errors.RequesterCannotDecide):
+        decide(db, people["alice"], approval.id, comment="mine")
+    with pytest.raises(errors.CommentRequired):
+        decide(db, people["bob"], approval.id)
+    with pytest.raises(errors.ApprovalNotFound):  # carol is in no approving team
+        decide(db, people["carol"], approval.id, comment="me too")
+    assert decide(db, people["bob"], approval.id, comment="ok").status is Status.PENDING
+    stored = approvals.get(db, f.context(db, people["admin"]), approval.id)
+    assert stored.policy == approval.policy
+
+
+def test_a_later_edit_or_deletion_of_the_policy_changes_no_open_approval(
+    db, people, prod_promotion
+):
+    approval = f.create(db, people["pipeline"], approvers=None, policy="prod-promotion").approval
+    looser = schemas.PolicyReplace(approvers=["carol@example.com"], quorum=1)
+    policies.replace(db, f.CLI, "prod-promotion", looser)
+    kept = approvals.get(db, f.context(db, people["admin"]), approval.id)
+    assert (kept.policy, kept.approvers) == (approval.policy, approval.approvers)
+    with pytest.raises(errors.ApprovalNotFound):
+        decide(db, people["carol"], approval.id, comment="the new policy says I may")
+    assert decide(db, people["alice"], approval.id, comment="one").status is Status.PENDING
+    policies.delete(db, f.CLI, "prod-promotion")
+    assert decide(db, people["bob"], approval.id, comment="two").status is Status.APPROVED
+    with pytest.raises(errors.UnknownPolicy):
+        f.create(db, people["pipeline"], approvers=None, policy="prod-promotion")
+
+
+def test_an_unknown_policy_name_is_unknown_policy_naming_it(db, people):
+    with pytest.raises(errors.UnknownPolicy, match="'prod-promotion'") as raised:
+        f.create(db, people["pipeline"], approvers=None, policy="prod-promotion")
+    assert raised.value.extra == {"policy": "prod-promotion"}
+    assert isinstance(raised.value, errors.InvalidInput)
+
+
+def test_approvers_cannot_be_given_with_a_named_policy(db, people, prod_promotion):
+    for approvers in (["carol@example.com"], ["team:data-owners"]):
+        with pytest.raises(errors.InvalidInput, match="leave approvers out") as raised:
+            f.create(db, people["pipeline"], approvers=approvers, policy="prod-promotion")
+        assert raised.value.extra == {"field": "approvers"}
+
+
+def test_without_a_named_policy_approvers_are_required(db, people):
+    with pytest.raises(errors.InvalidInput) as raised:
+        f.create(db, people["pipeline"], approvers=None)
+    assert raised.value.extra == {"field": "approvers"}
+
+
+def test_a_named_policy_fixes_the_timeout_and_its_outcome(db, people):
+    f.policy(db, "quick", approvers=["alice@example.com"], timeout="1h", on_timeout="expire")
+    approval = f.create(db, people["pipeline"], approvers=None, policy="quick").approval
+    assert approval.deadline_at - approval.created_at == timedelta(hours=1)
+    assert approval.on_timeout.value == "expire"
+    same = f.create(
+        db, people["pipeline"], approvers=None, policy="quick", timeout=3600, on_timeout="expire"
+    )
+    assert same.approval.deadline_at - same.approval.created_at == timedelta(hours=1)
+    for change, field in (
+        ({"timeout": "7d"}, "timeout"),
+        ({"on_timeout": "approve"}, "on_timeout"),
+    ):
+        with pytest.raises(errors.InvalidInput, match="'quick' fixes") as raised:
+            f.create(db, people["pipeline"], approvers=None, policy="quick", **change)
+        assert raised.value.extra == {"field": field}
+
+
+def test_what_a_named_policy_leaves_open_the_request_chooses(db, people, prod_promotion):
+    default = f.create(db, people["pipeline"], approvers=None, policy="prod-promotion").approval
+    assert default.deadline_at - default.created_at == timedelta(hours=24)
+    assert default.on_timeout.value == "reject"
+    chosen = f.create(
+        db,
+        people["pipeline"],
+        approvers=None,
+        policy="prod-promotion",
+        timeout="2h",
+        on_timeout="approve",
+        heartbeat_timeout="5m",
+    ).approval
+    assert chosen.deadline_at - chosen.created_at == timedelta(hours=2)
+    assert (chosen.on_timeout.value, chosen.heartbeat_timeout_seconds) == ("approve", 300)
+
+
+def test_an_inline_policy_has_no_name(db, people):
+    assert f.create(db, people["pipeline"]).approval.policy.name is None
+
+
+def test_idempotency_tells_a_policy_name_from_inline_rules(db, people, prod_promotion):
+    ctx = f.context(db, people["pipeline"])
+    named = f.approval_spec(approvers=None, policy="prod-promotion")
+    first = approvals.create(db, ctx, named, secret_key=f.SECRET_KEY, idempotency_key="k")
+    inline = f.approval_spec(approvers=["team:data-owners"], policy={"quorum": 2})
+    with pytest.raises(errors.IdempotencyConflict):
+        approvals.create(db, ctx, inline, secret_key=f.SECRET_KEY, idempotency_key="k")
+    explicit = f.approval_spec(approvers=None, policy="prod-promotion", timeout="24h")
+    with pytest.raises(errors.IdempotencyConflict):  # with a name, a given timeout means more
+        approvals.create(db, ctx, explicit, secret_key=f.SECRET_KEY, idempotency_key="k")
+    policies.delete(db, f.CLI, "prod-promotion")
+    again = approvals.create(db, ctx, named, secret_key=f.SECRET_KEY, idempotency_key="k")
+    assert (again.approval.id, again.replayed) == (first.approval.id, True)
+
+
+def test_inline_requests_hash_as_before_named_policies(db, people):
+    # Stored Idempotency-Key hashes must keep matching: these are the digests the requests
+    # had when timeout and on_timeout could not be omitted.
+    assert approvals._request_hash(f.approval_spec()) == (
+        "9b04db023064e46edd41c8c7cc8dbe6dfe844317fad36c451872fc95afd997fe"
+    )
+    spelled_out = f.approval_spec(timeout="24h", on_timeout="reject", policy={"quorum": 2})
+    assert approvals._request_hash(spelled_out) == (
+        "d6c26e6b3cae0e0423208ef57dd6404ec1e08afe3673953747ab5868694d273e"
+    )
+
+
+def test_creating_from_a_named_policy_reads_it_once_and_looks_up_no_approver(
+    db, people, prod_promotion
+):
+    statements: list[str] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        f.create(db, people["pipeline"], approvers=None, policy="prod-promotion")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert sum("FROM policies" in sql for sql in reads) == 1, reads
+    assert not [sql for sql in reads if "FROM users" in sql or "FROM teams" in sql], reads

@@ -72,7 +72,7 @@ def test_a_duplicate_key_and_bad_yaml_are_refused_with_their_line():
     with pytest.raises(errors.InvalidInput, match=r":3: 'a' appears twice"):
         load("teams:\n  a: {}\n  a: {}\n")
     with pytest.raises(errors.InvalidInput, match=r"signoff.yaml:2: not valid YAML"):
-        load("teams:\n  - [unclosed\n")
+        load("teams:\n  a: b: c\n")
 
 
 def test_environment_variables_fill_values_and_a_missing_one_is_an_error():

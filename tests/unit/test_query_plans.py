@@ -1,48 +1,59 @@
 """The queries the scheduler and dispatcher run while idle use the partial indexes on pending
 rows: with 100,000 pending approvals, a scan and sort would cost a core (see
-``store.tables.is_pending``). SQLite's plans are checked; PostgreSQL plans the same SQL."""
+``store.tables.is_pending``); a create that names a policy finds it by index. SQLite's plans
+are checked; PostgreSQL plans the same SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from signoff.store import approvals, outbox
+from signoff.store import approvals, outbox, policies
 from signoff.store.engine import Database
 
 
+def explained(session: Session, run: Callable[[Session], object]) -> list[str]:
+    """SQLite's plan of each statement ``run`` executes, one line per statement."""
+    conn = session.connection()
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        run(session)
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    return [
+        " / ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))  # type: ignore[arg-type]
+        for sql, params in statements
+    ]
+
+
 @pytest.fixture
-def plans(db: Database) -> list[str]:
+def sqlite(db: Database) -> Database:
     if not db.is_sqlite:
         pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
+    return db
+
+
+@pytest.fixture
+def plans(sqlite: Database) -> list[str]:
     seen: list[str] = []
-
-    def explain(session: Session, run: object) -> None:
-        conn = session.connection()
-        statements: list[tuple[str, object]] = []
-
-        def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
-            statements.append((sql, params))
-
-        event.listen(conn, "before_cursor_execute", capture)
-        try:
-            run(session)  # type: ignore[operator]
-        finally:
-            event.remove(conn, "before_cursor_execute", capture)
-        for sql, params in statements:
-            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()  # type: ignore[arg-type]
-            seen.append(" / ".join(row[3] for row in rows))
-
-    with db.read() as session:
+    with sqlite.read() as session:
         now = datetime.now(UTC)
-        explain(session, approvals.next_due_at)
-        explain(session, lambda s: approvals.due_approval_ids(s, now, 200))
-        explain(session, outbox.next_attempt_at)
-    with db.write() as session:
-        explain(session, lambda s: outbox.claim_due(s, now=now, lease=timedelta(1), limit=10))
+        seen += explained(session, approvals.next_due_at)
+        seen += explained(session, lambda s: approvals.due_approval_ids(s, now, 200))
+        seen += explained(session, outbox.next_attempt_at)
+    with sqlite.write() as session:
+        seen += explained(
+            session, lambda s: outbox.claim_due(s, now=now, lease=timedelta(1), limit=10)
+        )
     return seen
 
 
@@ -53,3 +64,10 @@ def test_idle_queries_use_the_partial_indexes_and_sort_nothing(plans):
     assert "ix_deliveries_next_attempt_at_pending" in next_attempt
     assert "ix_deliveries_next_attempt_at_pending" in claim
     assert not any("TEMP B-TREE" in plan for plan in plans), plans
+
+
+def test_an_approval_naming_a_policy_finds_it_by_the_unique_index_on_names(sqlite):
+    with sqlite.read() as session:
+        (plan,) = explained(session, lambda s: policies.find_policy(s, "prod-promotion"))
+    assert plan.startswith("SEARCH policies USING INDEX"), plan
+    assert "(name=?)" in plan

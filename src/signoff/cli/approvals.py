@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,17 +33,31 @@ def _client(url: str, api_key: str) -> Client:
 def create(
     title: Annotated[str, typer.Option(help="What is asked (≤ 200 characters).")],
     approver: Annotated[
-        list[str], typer.Option("--approver", "-a", help="user email or team:<name>; repeatable.")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--approver", "-a", help="user email or team:<name>; repeatable (not with --policy)."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="A named policy to take the approvers and rules from."),
+    ] = None,
     url: Url = "http://127.0.0.1:8000",
     api_key: Key = "",
     body: Annotated[str, typer.Option(help="Markdown body.")] = "",
     context: Annotated[str, typer.Option(help="JSON object shown to approvers.")] = "{}",
     label: Annotated[list[str] | None, typer.Option("--label", "-l")] = None,
-    timeout: Annotated[str, typer.Option(help="e.g. 30m, 24h, 7d.")] = "24h",
-    on_timeout: Annotated[str, typer.Option(help="reject, approve or expire.")] = "reject",
-    quorum: int = 1,
-    comment_required: bool = False,
+    timeout: Annotated[
+        str | None, typer.Option(help="e.g. 30m, 24h, 7d (default: the policy's, or 24h).")
+    ] = None,
+    on_timeout: Annotated[
+        str | None,
+        typer.Option(help="reject, approve or expire (default: the policy's, or reject)."),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option(help="Approvals needed (default 1; not with --policy).")
+    ] = None,
+    comment_required: Annotated[bool, typer.Option(help="Not with --policy.")] = False,
     callback_url: str | None = None,
     idempotency_key: str | None = None,
     as_json: Json = False,
@@ -53,6 +67,7 @@ def create(
         parsed = json.loads(context)
     except json.JSONDecodeError as exc:
         raise fail(errors.InvalidInput(f"--context is not JSON: {exc}")) from exc
+    rules = _rules(policy, quorum, comment_required)
     with _client(url, api_key) as client:
         try:
             approval = client.approvals.create(
@@ -61,7 +76,7 @@ def create(
                 body=body,
                 context=parsed,
                 labels=label,
-                policy={"quorum": quorum, "comment_required": comment_required},
+                policy=rules,
                 timeout=timeout,
                 on_timeout=on_timeout,
                 callback_url=callback_url,
@@ -70,6 +85,19 @@ def create(
         except errors.SignoffError as exc:
             raise fail(exc) from exc
     emit(approval, (*COLUMNS, "url"), as_json=as_json)
+
+
+def _rules(policy: str | None, quorum: int | None, comment_required: bool) -> dict[str, Any] | str:
+    """A named policy, or the rules the options give."""
+    if policy is None:
+        return {"quorum": 1 if quorum is None else quorum, "comment_required": comment_required}
+    if quorum is not None or comment_required:
+        raise fail(
+            errors.InvalidInput(
+                f"policy {policy!r} sets the rules: leave out --quorum and --comment-required"
+            )
+        )
+    return policy
 
 
 @app.command("list")

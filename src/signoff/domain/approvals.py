@@ -28,12 +28,6 @@ class Status(StrEnum):
     CANCELED = "canceled"
 
 
-class OnTimeout(StrEnum):
-    REJECT = "reject"
-    APPROVE = "approve"
-    EXPIRE = "expire"
-
-
 class Verdict(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
@@ -57,13 +51,6 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True)
-class ApproverRef:
-    kind: str  # "user" or "team"
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
 class Decision:
     id: str
     approval_id: str
@@ -84,10 +71,10 @@ class Approval:
     context: dict[str, Any]
     labels: list[str]
     requester_id: str
-    approvers: list[ApproverRef]
+    approvers: list[policies.ApproverRef]
     policy: policies.Policy
     status: Status
-    on_timeout: OnTimeout
+    on_timeout: policies.OnTimeout
     created_at: datetime
     deadline_at: datetime
     heartbeat_timeout_seconds: int | None
@@ -172,11 +159,11 @@ def settlement(policy: policies.Policy, decisions: list[Decision]) -> Status | N
     return None
 
 
-def timeout_status(on_timeout: OnTimeout) -> Status:
+def timeout_status(on_timeout: policies.OnTimeout) -> Status:
     return {
-        OnTimeout.REJECT: Status.REJECTED,
-        OnTimeout.APPROVE: Status.APPROVED,
-        OnTimeout.EXPIRE: Status.EXPIRED,
+        policies.OnTimeout.REJECT: Status.REJECTED,
+        policies.OnTimeout.APPROVE: Status.APPROVED,
+        policies.OnTimeout.EXPIRE: Status.EXPIRED,
     }[on_timeout]
 
 

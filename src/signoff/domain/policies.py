@@ -1,15 +1,18 @@
 """Approval policies: who may decide, how many must agree, what a decision must carry.
 
-A policy is data attached to each approval when it is created (named, reusable policies
-resolve into this same shape). The rules here are pure functions over the approval's
-decisions, so the decision service, the scheduler and the tests share one definition of
-"settled".
+A policy is data attached to each approval when it is created. A named policy
+(``NamedPolicy``) is a reusable one that approvals refer to by name; it resolves into this
+same shape, copied onto the approval, so that editing it later changes no approval already
+open. The rules here are pure functions over the approval's decisions, so the decision
+service, the scheduler and the tests share one definition of "settled".
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import jsonschema
@@ -21,17 +24,38 @@ DEFAULT_TIMEOUT_SECONDS = 24 * 3600
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)\s*([wdhms])")
+NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,99}"  # schemas.PolicyName says the same for the SDK
+_NAME = re.compile(NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class ApproverRef:
+    """One user or team that may decide, resolved from a reference such as ``team:owners``."""
+
+    kind: str  # "user" or "team"
+    id: str
+    name: str
+
+
+class OnTimeout(StrEnum):
+    """What an approval becomes when nobody settled it by its deadline."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+    EXPIRE = "expire"
 
 
 @dataclass(frozen=True)
 class Policy:
-    """The decision rules of one approval."""
+    """The decision rules of one approval, and the named policy they came from (``name``;
+    None when the request gave them inline)."""
 
     quorum: int = 1
     rejections_to_reject: int = 1
     requester_can_decide: bool = False
     comment_required: bool = False
     form: dict[str, Any] | None = field(default=None, hash=False)
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.quorum < 1 or self.rejections_to_reject < 1:
@@ -40,6 +64,10 @@ class Policy:
             check_form_schema(self.form)
 
     def as_json(self) -> dict[str, Any]:
+        return {"name": self.name} | self.rules_json()
+
+    def rules_json(self) -> dict[str, Any]:
+        """The decision rules alone, without the name of the policy they came from."""
         return {
             "quorum": self.quorum,
             "rejections_to_reject": self.rejections_to_reject,
@@ -47,6 +75,78 @@ class Policy:
             "comment_required": self.comment_required,
             "form": self.form,
         }
+
+
+@dataclass(frozen=True)
+class NamedPolicy:
+    """A reusable policy that approvals name instead of spelling it out
+    (``policy="prod-promotion"``): who decides, the decision rules, and optionally the
+    timeout and what it leads to. What it fixes, a request may not change (``check_request``),
+    so a requester cannot weaken a governance policy."""
+
+    id: str
+    name: str
+    description: str
+    approvers: tuple[ApproverRef, ...]
+    rules: Policy  # carries this policy's name, as every approval made from it does
+    timeout_seconds: int | None  # None: the request's timeout, or the default
+    on_timeout: OnTimeout | None  # None: the request's, or the default
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        check_policy_name(self.name)
+        if not self.approvers:
+            raise errors.InvalidInput("a policy needs at least one approver", field="approvers")
+        if self.rules.name != self.name:
+            raise ValueError(
+                f"the rules of policy {self.name!r} carry the name {self.rules.name!r}"
+            )
+
+    def check_request(
+        self, *, approvers: list[str] | None, timeout_seconds: int | None, on_timeout: str | None
+    ) -> None:
+        """Refuse an approval request that would change what this policy fixes. Repeating a
+        fixed timeout or outcome is allowed; giving approvers never is."""
+        if approvers is not None:
+            raise errors.InvalidInput(
+                f"policy {self.name!r} says who decides: leave approvers out", field="approvers"
+            )
+        fixed = self.timeout_seconds
+        if fixed is not None and timeout_seconds not in (None, fixed):
+            raise errors.InvalidInput(
+                f"policy {self.name!r} fixes the timeout at {format_duration(fixed)}: "
+                "leave timeout out",
+                field="timeout",
+            )
+        if self.on_timeout is not None and on_timeout not in (None, self.on_timeout):
+            raise errors.InvalidInput(
+                f"policy {self.name!r} fixes on_timeout at {self.on_timeout}: leave on_timeout out",
+                field="on_timeout",
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        """The policy as the API shows it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "approvers": [{"kind": r.kind, "id": r.id, "name": r.name} for r in self.approvers],
+            **self.rules.rules_json(),
+            "timeout_seconds": self.timeout_seconds,
+            "on_timeout": self.on_timeout.value if self.on_timeout else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def check_policy_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise errors.InvalidInput(
+            f"policy name {name!r} is not a lower-case slug: 1 to 100 of a-z, 0-9, '.', '_' "
+            "and '-', starting with a letter or digit",
+            field="name",
+        )
 
 
 def parse_duration(value: int | float | str, *, name: str = "timeout") -> int:
@@ -70,6 +170,16 @@ def parse_duration(value: int | float | str, *, name: str = "timeout") -> int:
     if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
         raise errors.InvalidInput(f"{name} must be between 1 second and 1 year", field=name)
     return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """``seconds`` as ``parse_duration`` reads it: ``3d``, ``1h30m``, ``90s`` as ``1m30s``."""
+    parts = []
+    for unit in "dhms":
+        amount, seconds = divmod(seconds, _UNITS[unit])
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
 
 
 def check_form_schema(schema: dict[str, Any]) -> None:

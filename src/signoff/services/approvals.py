@@ -1,5 +1,8 @@
 """Approval use cases: create, read, decide, cancel, heartbeat, and settle at the deadline.
 
+A create either spells out its approvers and rules or names a policy (``services/policies``),
+whose terms it copies: the approval keeps them whatever later happens to the policy.
+
 Every change locks the approval row (``FOR UPDATE`` on PostgreSQL; the write lock on SQLite),
 re-checks the state it found, and settles with ``UPDATE ... WHERE status = 'pending'``, so the
 first settlement wins and no decision is applied twice.
@@ -17,11 +20,13 @@ from sqlalchemy.orm import Session
 
 from signoff import errors, schemas
 from signoff.domain import approvals, deliveries, events, ids, policies
-from signoff.domain.approvals import Approval, ApproverRef, Reason, Status
+from signoff.domain.approvals import Approval, Reason, Status
+from signoff.domain.policies import ApproverRef
 from signoff.domain.principals import Context, Scope, User
 from signoff.services import journal
 from signoff.store import approvals as store
 from signoff.store import outbox, principals
+from signoff.store import policies as policies_store
 from signoff.store.engine import Database
 
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
@@ -72,19 +77,23 @@ def _create(
     now: datetime | None,
 ) -> Created:
     approvals.check_sizes(spec.title, spec.body, len(json.dumps(spec.context)))
-    policy = policies.Policy(**spec.policy.model_dump())
-    timeout = policies.parse_duration(spec.timeout)
-    heartbeat = (
-        policies.parse_duration(spec.heartbeat_timeout, name="heartbeat_timeout")
-        if spec.heartbeat_timeout is not None
-        else None
+    # A policy name, or the request's own rules and approvers (checked before the write).
+    asked = (
+        spec.policy if isinstance(spec.policy, str) else _inline_rules(spec.policy, spec.approvers)
     )
+    timeout = _duration(spec.timeout, "timeout")
+    heartbeat = _duration(spec.heartbeat_timeout, "heartbeat_timeout")
     now = now or datetime.now(UTC)
     with db.write() as session:
         if idempotency_key is not None:
             found = store.find_by_idempotency_key(session, user.id, idempotency_key)
             if found is not None:
                 return _replay(found, request_hash, secret_key)
+        terms = (
+            _named_terms(session, asked, spec, timeout)
+            if isinstance(asked, str)
+            else _inline_terms(session, *asked, spec, timeout)
+        )
         approval = Approval(
             id=ids.new_id("ap"),
             title=spec.title,
@@ -92,12 +101,12 @@ def _create(
             context=spec.context,
             labels=sorted(set(spec.labels)),
             requester_id=user.id,
-            approvers=_resolve_approvers(session, spec.approvers),
-            policy=policy,
+            approvers=terms.approvers,
+            policy=terms.policy,
             status=Status.PENDING,
-            on_timeout=approvals.OnTimeout(spec.on_timeout),
+            on_timeout=terms.on_timeout,
             created_at=now,
-            deadline_at=now + timedelta(seconds=timeout),
+            deadline_at=now + timedelta(seconds=terms.timeout_seconds),
             heartbeat_timeout_seconds=heartbeat,
             heartbeat_at=now if heartbeat else None,
             callback_url=str(spec.callback_url) if spec.callback_url else None,
@@ -116,6 +125,68 @@ def _create(
         )
         db.notify(session, SCHEDULE, f"{approval.due_at.timestamp():.3f}")
     return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Who decides, by which rules, by when and to what end if nobody does: from the request,
+    or copied from the named policy it names."""
+
+    approvers: list[ApproverRef]
+    policy: policies.Policy
+    timeout_seconds: int
+    on_timeout: policies.OnTimeout
+
+
+def _inline_rules(
+    spec: schemas.PolicySpec, approvers: list[str] | None
+) -> tuple[policies.Policy, list[str]]:
+    if approvers is None:
+        raise errors.InvalidInput(
+            "approvers are required, unless policy names a policy that has them",
+            field="approvers",
+        )
+    return policies.Policy(**spec.model_dump()), approvers
+
+
+def _inline_terms(
+    session: Session,
+    policy: policies.Policy,
+    approvers: list[str],
+    spec: schemas.ApprovalCreate,
+    timeout: int | None,
+) -> _Terms:
+    return _Terms(
+        approvers=resolve_approvers(session, approvers),
+        policy=policy,
+        timeout_seconds=timeout or policies.DEFAULT_TIMEOUT_SECONDS,
+        on_timeout=policies.OnTimeout(spec.on_timeout or policies.OnTimeout.REJECT),
+    )
+
+
+def _named_terms(
+    session: Session, name: str, spec: schemas.ApprovalCreate, timeout: int | None
+) -> _Terms:
+    """The terms of the named policy as it is now: the approval keeps this copy, whatever
+    later happens to the policy. One indexed read; its approvers were resolved when it was
+    written."""
+    named = policies_store.find_policy(session, name)
+    if named is None:
+        raise errors.UnknownPolicy(f"no policy named {name!r}", policy=name)
+    named.check_request(
+        approvers=spec.approvers, timeout_seconds=timeout, on_timeout=spec.on_timeout
+    )
+    return _Terms(
+        approvers=list(named.approvers),
+        policy=named.rules,
+        timeout_seconds=named.timeout_seconds or timeout or policies.DEFAULT_TIMEOUT_SECONDS,
+        on_timeout=named.on_timeout
+        or policies.OnTimeout(spec.on_timeout or policies.OnTimeout.REJECT),
+    )
+
+
+def _duration(value: int | str | None, name: str) -> int | None:
+    return policies.parse_duration(value, name=name) if value is not None else None
 
 
 def _replay(found: tuple[Approval, str | None], request_hash: str, secret_key: str) -> Created:
@@ -342,7 +413,9 @@ def _settle(
     db.notify(session, SETTLED, approval.id)
 
 
-def _resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
+def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
+    """The users and teams ``refs`` name (``alice@example.com``, ``usr_...``, ``team:owners``),
+    without repeats; ``UnknownApprover`` for the first that names nobody."""
     resolved: dict[tuple[str, str], ApproverRef] = {}
     for ref in refs:
         kind, _, name = ref.partition(":") if ":" in ref else ("user", "", ref)
@@ -361,7 +434,15 @@ def _resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
 
 
 def _request_hash(spec: schemas.ApprovalCreate) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """What the request asks for, as a digest. A policy name (a string) and inline rules (an
+    object) never hash alike. For inline rules an omitted timeout or on_timeout hashes as the
+    default it stands for, as it did before they could be omitted; with a name, omitting one
+    (take the policy's) and giving one are different requests."""
+    asked = spec.model_dump(mode="json")
+    if not isinstance(spec.policy, str):
+        asked["timeout"] = "24h" if spec.timeout is None else asked["timeout"]
+        asked["on_timeout"] = spec.on_timeout or policies.OnTimeout.REJECT.value
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -372,6 +453,7 @@ def _summary(approval: Approval) -> dict[str, Any]:
         "approvers": [f"{r.kind}:{r.name}" for r in approval.approvers],
         "deadline_at": approval.deadline_at.isoformat(),
         "on_timeout": approval.on_timeout.value,
+        "policy": approval.policy.name,
     }
 
 

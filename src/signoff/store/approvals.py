@@ -15,7 +15,8 @@ from sqlalchemy.sql import ColumnElement
 
 from signoff import errors
 from signoff.domain import approvals, policies
-from signoff.domain.approvals import Approval, ApproverRef, Decision
+from signoff.domain.approvals import Approval, Decision
+from signoff.domain.policies import ApproverRef
 from signoff.store.tables import (
     ApprovalApproverRow,
     ApprovalLabelRow,
@@ -315,7 +316,7 @@ def _approval(row: Any, decisions: list[Decision]) -> Approval:
         approvers=[ApproverRef(**ref) for ref in row.approvers],
         policy=policies.Policy(**row.policy),
         status=approvals.Status(row.status),
-        on_timeout=approvals.OnTimeout(row.on_timeout),
+        on_timeout=policies.OnTimeout(row.on_timeout),
         created_at=row.created_at,
         deadline_at=row.deadline_at,
         heartbeat_timeout_seconds=row.heartbeat_timeout_seconds,
