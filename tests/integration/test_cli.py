@@ -377,3 +377,64 @@ def test_an_approval_from_the_shell_can_name_a_policy(admin_env, client_env):
         "approvals", "create", "--title", "t", "--policy", "nope", env=pipeline, check=False
     )
     assert "no policy named 'nope' (unknown_policy)" in unknown.stderr
+
+
+SIGNOFF_YAML = """\
+stack: ml-platform
+teams:
+  data-owners:
+    members: [dana@example.com]
+  reviewers: {}
+service_accounts:
+  nightly-etl:
+    teams: [data-owners]
+    key: {file: secrets/nightly-etl.key}
+  scorer:
+    key: {scopes: ["approvals:read"]}
+policies:
+  prod-promotion:
+    approvers: ["team:data-owners"]
+    quorum: 2
+    comment_required: true
+"""
+
+
+def test_plan_apply_and_destroy_a_signoff_yaml_from_the_shell(admin_env, tmp_path):
+    path = tmp_path / "signoff.yaml"
+    path.write_text(SIGNOFF_YAML)
+    planned = signoff("plan", "-f", str(path), env=admin_env, check=False)
+    assert planned.returncode == 2  # changes to make
+    assert "+ team data-owners" in planned.stdout
+    assert "+ invitation dana@example.com (role member, into data-owners)" in planned.stdout
+    applied = signoff("apply", "-f", str(path), env=admin_env)
+    assert "changes applied" in applied.stdout
+    key_file = tmp_path / "secrets" / "nightly-etl.key"
+    assert key_file.read_text().startswith("sok_")
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert key_file.read_text().strip() not in applied.stdout
+    printed = [
+        line for line in applied.stdout.splitlines() if "for scorer (shown only now)" in line
+    ]
+    assert len(printed) == 1
+    again = signoff("plan", "-f", str(path), env=admin_env, check=False)
+    assert (again.returncode, again.stdout.strip()) == (0, "stack ml-platform: nothing to change")
+    assert "nothing to change" in signoff("apply", "-f", str(path), env=admin_env).stdout
+    destroyed = signoff("destroy", "-f", str(path), "--yes", env=admin_env)
+    assert "- team data-owners" in destroyed.stdout
+    assert "destroyed" in destroyed.stdout
+    teams = json.loads(signoff("teams", "list", "--json", env=admin_env).stdout)
+    assert teams == []
+
+
+def test_an_unknown_key_in_signoff_yaml_names_its_line(admin_env, tmp_path):
+    path = tmp_path / "signoff.yaml"
+    path.write_text(SIGNOFF_YAML.replace("    quorum: 2", "    quorom: 2"))
+    refused = signoff("plan", "-f", str(path), env=admin_env, check=False)
+    assert refused.returncode == 1
+    assert "signoff.yaml:15: policies.prod-promotion.quorom: unknown key 'quorom'" in refused.stderr
+
+
+def test_the_json_schema_of_signoff_yaml_is_printed():
+    schema = json.loads(signoff("config", "schema", env={}).stdout)
+    assert schema["title"] == "signoff.yaml"
+    assert schema["additionalProperties"] is False
