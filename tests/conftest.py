@@ -70,10 +70,12 @@ def database_url(_migrated_template: str, tmp_path: Path) -> str:
 
 
 def _empty_postgres(url: str) -> None:
+    """DELETE rather than TRUNCATE: a test leaves a few rows, and TRUNCATE's new files and
+    their fsync cost more per table than deleting them (seconds per test with ~20 tables)."""
     db = Database(url, pool_size=1)
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
         conn.execute(
             text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"),
             {"genesis": "0" * 64},

@@ -240,3 +240,29 @@ def test_members_cannot_invite_or_change_users(server, admin):
 def test_without_an_identity_provider_there_is_no_provider_sign_in(browser):
     assert "Sign in with" not in browser.get("/login").text
     assert browser.get("/auth/oidc/login").status_code == 404
+
+
+def test_the_home_page_lists_only_what_the_person_may_decide(admin, browser, server):
+    admin.people.create_team("other-team")
+    mine = admin.approvals.create(title="Load batch 7?", approvers=["team:data-owners"])
+    theirs = admin.approvals.create(title="Secret merger data?", approvers=["team:other-team"])
+    sent = admin.people.invite("dana@example.com", teams=["data-owners"])
+    join(browser, sent.link)
+    home = browser.get("/").text
+    assert mine.id in home
+    assert "Load batch 7?" in home
+    assert theirs.id not in home
+    assert "Secret merger" not in home
+
+
+def test_half_way_through_signing_in_one_can_sign_out_and_start_again(admin, browser):
+    sent = admin.people.invite("dana@example.com")
+    join(browser, sent.link)
+    post(browser, "/logout", browser.get("/"))
+    login = browser.get("/login")
+    post(browser, "/login", login, email="dana@example.com", password=PASSWORD)
+    code_page = browser.get("/login/code")
+    assert "Sign out" in code_page.text
+    out = post(browser, "/logout", code_page)
+    assert out.headers["location"] == "/login?done=signed-out"
+    assert browser.get("/login/code").headers["location"] == "/login"

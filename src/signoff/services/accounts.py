@@ -242,6 +242,7 @@ def _start(
     user_agent: str,
     now: datetime,
 ) -> SignedIn:
+    store.delete_ended_sessions_of(session, user.id, now, rules.idle)
     token = "sos_" + ids.new_nonce()
     signed_in = accounts.Session(
         id=ids.new_id("ses"),

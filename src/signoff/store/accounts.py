@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,9 +206,16 @@ def delete_sessions_of(session: Session, user_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def delete_expired_sessions(session: Session, now: datetime) -> int:
-    result = session.execute(delete(SessionRow).where(SessionRow.expires_at <= now))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+def delete_ended_sessions_of(
+    session: Session, user_id: str, now: datetime, idle: timedelta
+) -> None:
+    """Forget a user's sessions that expired or went idle (done at their next sign-in)."""
+    session.execute(
+        delete(SessionRow).where(
+            SessionRow.user_id == user_id,
+            (SessionRow.expires_at <= now) | (SessionRow.last_seen_at <= now - idle),
+        )
+    )
 
 
 def _invitation(row: InvitationRow) -> accounts.Invitation:

@@ -17,7 +17,6 @@ from signoff.services import accounts
 from signoff.web.deps import Runtime, RuntimeDep
 from signoff.web.portal import security
 from signoff.web.portal.render import (
-    SignedInDep,
     VisitorDep,
     context_of,
     page,
@@ -158,7 +157,8 @@ async def enrol(request: Request, runtime: RuntimeDep, visitor: VisitorDep) -> R
 
 
 @router.post("/logout")
-async def logout(request: Request, runtime: RuntimeDep, visitor: SignedInDep) -> Response:
+async def logout(request: Request, runtime: RuntimeDep, visitor: VisitorDep) -> Response:
+    """Sign out, also half way through signing in (to start again as someone else)."""
     await security.checked_form(request, runtime.keys.secret_key, visitor.session_id)
     if visitor.token:
         await run_in_threadpool(
