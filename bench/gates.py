@@ -389,6 +389,7 @@ def signoff_env(database_url: str, port: int) -> dict[str, str]:
         "SIGNOFF_ADMIN_API_KEY": ADMIN_KEY,
         "SIGNOFF_PUBLIC_URL": f"http://{HOST}:{port}",
         "SIGNOFF_LOG_LEVEL": "warning",
+        "SIGNOFF_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the benchmark's receiver
     }
 
 

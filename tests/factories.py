@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from typing import Any
 
 from signoff import schemas
@@ -14,6 +15,7 @@ from signoff.store.engine import Database
 ADMIN_KEY = "sok_test-admin-key-0123456789abcdef0123456789"
 SECRET_KEY = "test-secret-key"
 CLI = system_context("cli")
+LOOPBACK = (ip_network("127.0.0.0/8"), ip_network("::1/128"))  # where test receivers listen
 
 
 def user(
@@ -58,7 +60,11 @@ def approval_spec(**overrides: Any) -> schemas.ApprovalCreate:
 
 def create(db: Database, requester: User, **overrides: Any) -> approvals.Created:
     return approvals.create(
-        db, context(db, requester), approval_spec(**overrides), secret_key=SECRET_KEY
+        db,
+        context(db, requester),
+        approval_spec(**overrides),
+        secret_key=SECRET_KEY,
+        allowed_networks=LOOPBACK,
     )
 
 

@@ -13,6 +13,9 @@ import httpx
 
 from tests.receivers import free_port
 
+# The test receivers listen on loopback, which signoff refuses to send to by default.
+LOCAL_RECEIVERS = {"SIGNOFF_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128"}
+
 
 class ServerProcess:
     """``python -m signoff server run`` on a fixed free port; survives restarts."""
@@ -22,7 +25,9 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = (
-            os.environ | env | {"SIGNOFF_PUBLIC_URL": self.url, "SIGNOFF_LOG_LEVEL": "warning"}
+            os.environ
+            | env
+            | {"SIGNOFF_PUBLIC_URL": self.url, "SIGNOFF_LOG_LEVEL": "warning", **LOCAL_RECEIVERS}
         )
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -74,7 +79,7 @@ class WorkerProcess:
     """``python -m signoff worker``."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = os.environ | env | {"SIGNOFF_LOG_LEVEL": "warning"}
+        self.env = os.environ | env | {"SIGNOFF_LOG_LEVEL": "warning", **LOCAL_RECEIVERS}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="Only clients in these networks (comma-separated CIDRs, e.g. "
         "'10.0.0.0/8,192.168.1.0/24') may use the API; empty: everyone. /healthz is exempt.",
     )
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[],
+        description="Private, loopback or link-local networks (comma-separated CIDRs) that "
+        "callbacks and webhooks may still reach; empty: public addresses only.",
+    )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
     mfa_required: bool = Field(
         default=True,
@@ -141,7 +146,9 @@ class Settings(BaseSettings):
         description="Name of the identity provider on the sign-in button.",
     )
 
-    @field_validator("allowed_networks", "oidc_allowed_groups", mode="before")
+    @field_validator(
+        "allowed_networks", "webhook_allowed_networks", "oidc_allowed_groups", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -121,3 +121,22 @@ def test_deliveries_endpoint_needs_access(people, server):
     approval = people["pipeline"].approvals.create(title="t", approvers=["alice@example.com"])
     outsider = httpx.get(f"{server.url}/v1/approvals/{approval.id}/deliveries")
     assert outsider.status_code == 401
+
+
+@pytest.mark.parametrize("settings_overrides", [{"webhook_allowed_networks": ""}], indirect=True)
+def test_a_callback_to_a_private_address_is_refused_unless_allowed(server: RunningServer):
+    with httpx.Client(
+        base_url=server.url, headers={"authorization": f"Bearer {server.admin_key}"}
+    ) as admin:
+        admin.post("/v1/users", json={"email": "alice@example.com"}).raise_for_status()
+        refused = admin.post(
+            "/v1/approvals",
+            json={
+                "title": "t",
+                "approvers": ["alice@example.com"],
+                "callback_url": "http://169.254.169.254/latest/meta-data/",
+            },
+        )
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "callback_url"
+    assert "SIGNOFF_WEBHOOK_ALLOWED_NETWORKS" in refused.json()["detail"]

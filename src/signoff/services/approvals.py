@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from signoff import errors, schemas
-from signoff.domain import approvals, deliveries, events, ids, policies
+from signoff.domain import approvals, deliveries, destinations, events, ids, policies
 from signoff.domain.approvals import Approval, Reason, Status
 from signoff.domain.policies import ApproverRef
 from signoff.domain.principals import Context, Scope, User
@@ -49,9 +50,14 @@ def create(
     secret_key: str,
     idempotency_key: str | None = None,
     now: datetime | None = None,
+    allowed_networks: Collection[destinations.Network] = (),
 ) -> Created:
+    """Open an approval. A ``callback_url`` at a private or loopback address is refused
+    unless it is in ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``)."""
     user = _require_user(ctx)
     ctx.principal.require(Scope.APPROVALS_WRITE)
+    if spec.callback_url is not None:
+        destinations.check_url(str(spec.callback_url), allowed_networks, field="callback_url")
     request_hash = _request_hash(spec)
     try:
         return _create(db, ctx, user, spec, secret_key, idempotency_key, request_hash, now)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from signoff.domain import destinations
 from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKind
 from signoff.services import deliveries
 from signoff.store.engine import Database
@@ -32,6 +34,7 @@ class Dispatcher:
         secret_key: str,
         smtp: email.SmtpConfig,
         public_url: str,
+        allowed_networks: Collection[destinations.Network],
         backoff: Backoff,
         timeout: float,
         concurrency: int,
@@ -42,6 +45,7 @@ class Dispatcher:
         self.secret_key = secret_key
         self.smtp = smtp
         self.public_url = public_url
+        self.allowed_networks = allowed_networks
         self.backoff = backoff
         self.timeout = timeout
         self.concurrency = concurrency
@@ -91,7 +95,9 @@ class Dispatcher:
             return await email.send(
                 delivery, self.smtp, public_url=self.public_url, secret_key=self.secret_key
             )
-        return await webhook.send(http, delivery, self.webhook_secret, self.timeout)
+        return await webhook.send(
+            http, delivery, self.webhook_secret, self.timeout, self.allowed_networks
+        )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

@@ -28,6 +28,7 @@ class Worker:
             secret_key=keys.secret_key,
             smtp=email.SmtpConfig.from_settings(settings),
             public_url=settings.public_url,
+            allowed_networks=settings.webhook_allowed_networks,
             backoff=Backoff(
                 base_seconds=settings.delivery_backoff_base_seconds,
                 cap_seconds=settings.delivery_backoff_cap_seconds,

@@ -36,6 +36,7 @@ def create_approval(
         spec,
         secret_key=runtime.keys.secret_key,
         idempotency_key=idempotency_key,
+        allowed_networks=runtime.settings.webhook_allowed_networks,
     )
     if created.replayed:
         response.status_code = 200
