@@ -21,7 +21,7 @@ from signoff.domain import accounts, events, ids, passwords
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK, Invitation, Method
 from signoff.domain.deliveries import TargetKind
 from signoff.domain.principals import Context, Role, User, UserKind
-from signoff.services import journal
+from signoff.services import journal, principals
 from signoff.services.accounts import Rules, SignedIn, end_sessions_of, start_after_password_set
 from signoff.services.principals import CHANGED
 from signoff.store import accounts as store
@@ -270,26 +270,14 @@ def _user_for(
         if _has_sign_in(session, existing):
             raise errors.InvalidLink("this email already has an account; sign in instead")
         return existing
-    user = User(
-        id=ids.new_id("usr"),
+    return principals.add_user(
+        session,
+        ctx,
         email=invitation.email,
         name=name,
         role=Role(invitation.role),
-        kind=UserKind.PERSON,
-        is_active=True,
-        created_at=now,
+        via="invitation",
     )
-    people.insert_user(session, user)
-    journal.record(
-        session,
-        ctx,
-        at=now,
-        action="user.create",
-        object_type="user",
-        object_id=user.id,
-        after={"email": user.email, "role": user.role.value, "kind": "person", "via": "invitation"},
-    )
-    return user
 
 
 def _has_sign_in(session: Session, user: User) -> bool:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from signoff import errors
 from signoff.domain import ids
 from signoff.domain import oidc as domain
-from signoff.domain.principals import Context, Role, Team, User, UserKind, is_valid_team_name
+from signoff.domain.principals import Context, Team, User, UserKind, is_valid_team_name
 from signoff.services import journal, principals
 from signoff.settings import Settings
 from signoff.store import oidc as store
@@ -289,7 +289,9 @@ def _find_or_create_user(
         return user
     user = principals_store.find_user_by_email(session, identity.email)
     if user is None:
-        user = _create_user(session, ctx, identity, now)
+        user = principals.add_user(
+            session, ctx, email=identity.email, name=identity.name, via="oidc"
+        )
     else:
         _require_active(user)
         _require_linkable(session, user)
@@ -322,31 +324,6 @@ def _require_linkable(session: Session, user: User) -> None:
             f"{user.email} belongs to another account at the identity provider, so signoff "
             "will not sign you in to it; ask an admin"
         )
-
-
-def _create_user(
-    session: Session, ctx: Context, identity: domain.OidcIdentity, now: datetime
-) -> User:
-    user = User(
-        id=ids.new_id("usr"),
-        email=identity.email,
-        name=identity.name or identity.email.split("@")[0],
-        role=Role.MEMBER,
-        kind=UserKind.PERSON,
-        is_active=True,
-        created_at=now,
-    )
-    principals_store.insert_user(session, user)
-    journal.record(
-        session,
-        ctx,
-        at=now,
-        action="user.create",
-        object_type="user",
-        object_id=user.id,
-        after={"email": user.email, "role": "member", "kind": "person", "via": "oidc"},
-    )
-    return user
 
 
 def _sync_teams(

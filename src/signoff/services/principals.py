@@ -133,27 +133,43 @@ def create_user(
     kind: UserKind = UserKind.PERSON,
 ) -> User:
     _require_admin(ctx)
-    now = datetime.now(UTC)
+    with db.write() as session:
+        return add_user(session, ctx, email=email, name=name, role=role, kind=kind)
+
+
+def add_user(
+    session: Session,
+    ctx: Context,
+    *,
+    email: str,
+    name: str = "",
+    role: Role = Role.MEMBER,
+    kind: UserKind = UserKind.PERSON,
+    via: str | None = None,
+) -> User:
+    """Insert a user, with its audit entry, in the caller's transaction. ``via`` says what
+    made them when it was not an admin (an invitation, an identity provider)."""
+    email = email.strip().lower()
     user = User(
         id=ids.new_id("usr"),
-        email=email.strip().lower(),
-        name=name or email.split("@")[0],
+        email=email,
+        name=" ".join(name.split())[:200] or email.split("@")[0],
         role=role,
         kind=kind,
         is_active=True,
-        created_at=now,
+        created_at=datetime.now(UTC),
     )
-    with db.write() as session:
-        store.insert_user(session, user)
-        journal.record(
-            session,
-            ctx,
-            at=now,
-            action="user.create",
-            object_type="user",
-            object_id=user.id,
-            after={"email": user.email, "role": role.value, "kind": kind.value},
-        )
+    store.insert_user(session, user)
+    after = {"email": user.email, "role": role.value, "kind": kind.value}
+    journal.record(
+        session,
+        ctx,
+        at=user.created_at,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        after=after | ({"via": via} if via else {}),
+    )
     return user
 
 
@@ -378,27 +394,9 @@ def ensure_admin_key(db: Database, secret: str) -> None:
     with db.write() as session:
         if store.find_api_key_by_hash(session, ids.digest(secret)) is not None:
             return
-        admin = store.find_user_by_email(session, ADMIN_EMAIL)
-        if admin is None:
-            admin = User(
-                id=ids.new_id("usr"),
-                email=ADMIN_EMAIL,
-                name="admin",
-                role=Role.ADMIN,
-                kind=UserKind.SERVICE,
-                is_active=True,
-                created_at=datetime.now(UTC),
-            )
-            store.insert_user(session, admin)
-            journal.record(
-                session,
-                ctx,
-                at=admin.created_at,
-                action="user.create",
-                object_type="user",
-                object_id=admin.id,
-                after={"email": admin.email, "role": "admin", "kind": "service"},
-            )
+        admin = store.find_user_by_email(session, ADMIN_EMAIL) or add_user(
+            session, ctx, email=ADMIN_EMAIL, name="admin", role=Role.ADMIN, kind=UserKind.SERVICE
+        )
         _insert_key(
             session, ctx, admin, "SIGNOFF_ADMIN_API_KEY", secret, scopes_of_role(Role.ADMIN), None
         )
