@@ -379,3 +379,57 @@ def test_a_provider_sign_in_still_asks_for_the_authenticator_app_one_has(db, rul
     assert accounts.start_session(db, ANON, rules, newcomer, domain.Method.OIDC).session.stage is (
         Stage.ENROL
     )
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_the_lockout_allows(
+    db, rules, team, monkeypatch
+):
+    import threading
+
+    from signoff.domain import passwords
+
+    join(db, rules)
+    checked = []
+    real_verify = passwords.verify_password
+
+    def counting(stored_hash, password):
+        if stored_hash is not None:
+            checked.append(password)
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    start = threading.Barrier(12)
+    answers = []
+
+    def guess(number: int) -> None:
+        start.wait()
+        try:
+            accounts.sign_in(db, ANON, rules, email="dana@example.com", password=f"guess {number}")
+        except errors.SignoffError as exc:
+            answers.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(checked) <= rules.lockout.max_failures
+    assert answers.count("TooManyAttempts") >= 12 - rules.lockout.max_failures
+
+
+def test_a_sign_in_holds_no_write_transaction_while_it_hashes(db, rules, team, monkeypatch):
+    from signoff.domain import passwords
+
+    join(db, rules)
+    real_verify = passwords.verify_password
+    writes_during_hash = []
+
+    def verify_then_write(stored_hash, password):
+        with db.write() as session:  # would wait forever on SQLite if a write were open here
+            writes_during_hash.append(session is not None)
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", verify_then_write)
+    signed = accounts.sign_in(db, ANON, rules, email="dana@example.com", password=PASSWORD)
+    assert signed.session.stage is Stage.MFA
+    assert writes_during_hash == [True]

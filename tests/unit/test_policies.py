@@ -149,8 +149,13 @@ def test_a_request_may_repeat_but_not_change_a_fixed_timeout_and_outcome():
     assert raised.value.extra == {"field": "on_timeout"}
 
 
-def test_what_a_named_policy_leaves_open_the_request_chooses():
-    _named().check_request(approvers=None, timeout_seconds=60, on_timeout="approve")
+def test_what_a_named_policy_leaves_open_the_request_chooses_but_never_approval_by_silence():
+    _named().check_request(approvers=None, timeout_seconds=60, on_timeout="expire")
+    with pytest.raises(errors.InvalidInput, match="does not let silence approve") as raised:
+        _named().check_request(approvers=None, timeout_seconds=60, on_timeout="approve")
+    assert raised.value.extra == {"field": "on_timeout"}
+    approving = _named(on_timeout=policies.OnTimeout.APPROVE)
+    approving.check_request(approvers=None, timeout_seconds=60, on_timeout="approve")
 
 
 def test_a_named_policy_as_json_spells_its_rules_out_flat():

@@ -107,7 +107,9 @@ class NamedPolicy:
         self, *, approvers: list[str] | None, timeout_seconds: int | None, on_timeout: str | None
     ) -> None:
         """Refuse an approval request that would change what this policy fixes. Repeating a
-        fixed timeout or outcome is allowed; giving approvers never is."""
+        fixed timeout or outcome is allowed; giving approvers never is. A request never makes
+        silence an approval: ``on_timeout: approve`` needs a policy that says so itself,
+        otherwise a requester could wait out the approvers of a governance policy."""
         if approvers is not None:
             raise errors.InvalidInput(
                 f"policy {self.name!r} says who decides: leave approvers out", field="approvers"
@@ -122,6 +124,12 @@ class NamedPolicy:
         if self.on_timeout is not None and on_timeout not in (None, self.on_timeout):
             raise errors.InvalidInput(
                 f"policy {self.name!r} fixes on_timeout at {self.on_timeout}: leave on_timeout out",
+                field="on_timeout",
+            )
+        if self.on_timeout is None and on_timeout == OnTimeout.APPROVE:
+            raise errors.InvalidInput(
+                f"policy {self.name!r} does not let silence approve: on_timeout may be reject "
+                "or expire",
                 field="on_timeout",
             )
 

@@ -74,27 +74,44 @@ class Enrolment:
 def sign_in(
     db: Database, ctx: Context, rules: Rules, *, email: str, password: str, user_agent: str = ""
 ) -> SignedIn:
-    """Check email and password; the session starts in the stage the account needs next."""
+    """Check email and password; the session starts in the stage the account needs next.
+
+    Three steps, so the slow hash holds no transaction (on SQLite that would stop every write
+    of the server) and parallel guesses cannot outrun the lockout: a short write reserves the
+    attempt (counting it as a failure, refused when locked), the hash is checked outside any
+    transaction, and a second short write records the result."""
     now = datetime.now(UTC)
-    refusal: errors.SignoffError | None = None
+    email = email.strip().lower()
     with db.write() as session:
-        user = people.find_user_by_email(session, email.strip().lower())
-        creds = store.credentials_of(session, user.id) if user else None
-        if user is not None and creds is not None and creds.is_locked(now):
-            refusal = _locked(creds, now)
-        elif not passwords.verify_password(creds.password_hash if creds else None, password):
+        user = people.find_user_by_email(session, email)
+        reserved = store.reserve_attempt(session, user.id, rules.lockout, now) if user else None
+    if user is None or reserved is None:
+        passwords.verify_password(None, password)  # the same time as a real check
+        with db.write() as session:
+            if user is None:
+                refusal = _fail(session, ctx, rules, None, now, "password", email=email)
+            else:
+                refusal = _locked(store.credentials_of(session, user.id), now)
+        raise refusal
+    is_right = passwords.verify_password(reserved.password_hash, password)
+    new_hash = (
+        passwords.hash_password(password)
+        if is_right and passwords.needs_rehash(reserved.password_hash or "")
+        else None
+    )
+    with db.write() as session:
+        if not is_right or user.kind is not UserKind.PERSON:
             refusal = _fail(session, ctx, rules, user, now, "password", email=email)
-        elif user is None or creds is None or user.kind is not UserKind.PERSON:
-            refusal = errors.InvalidCredentials()  # unreachable: no hash, no match
         elif not user.is_active:
+            store.release_attempt(session, user.id, rules.lockout, completed=False)
             _record(session, ctx, now, "auth.login_failed", user.id, reason="disabled")
             refusal = errors.AccountDisabled()
         else:
-            if passwords.needs_rehash(creds.password_hash or ""):
-                store.set_password(session, user.id, passwords.hash_password(password), now)
-            stage = _stage_after_first_factor(rules, creds)
+            if new_hash is not None:
+                store.set_password(session, user.id, new_hash, now)
+            stage = _stage_after_first_factor(rules, reserved)
+            store.release_attempt(session, user.id, rules.lockout, completed=stage is not Stage.MFA)
             if stage is not Stage.MFA:
-                store.record_sign_in_step(session, user.id)
                 store.use_password_resets(session, user.id, now)
                 _record(session, ctx, now, "auth.login", user.id, method="password")
             return _start(session, ctx, rules, user, stage, Method.PASSWORD, user_agent, now)
@@ -326,7 +343,10 @@ def _fail(
             after={"reason": "unknown_email"},
         )
         return errors.InvalidCredentials("the email or password is not right")
-    creds = store.record_failure(session, user.id, rules.lockout, now)
+    if what == "password":  # reserve_attempt counted it already
+        creds = store.credentials_of(session, user.id)
+    else:
+        creds = store.record_failure(session, user.id, rules.lockout, now)
     _record(session, ctx, now, "auth.login_failed", user.id, reason=f"wrong_{what}")
     if creds.is_locked(now):
         _record(session, ctx, now, "auth.lockout", user.id, until=creds.locked_until)

@@ -137,12 +137,14 @@ def accept(
     """Create the invitee's account with their name and password, add them to the
     invitation's teams, and sign them in. The link is used up."""
     now = datetime.now(UTC)
+    invitation = open_invitation(db, rules.secret_key, token)
+    name = " ".join(name.split())[:200] or invitation.email.split("@")[0]
+    _check_password(rules, password, invitation.email, name)
+    password_hash = passwords.hash_password(password)  # slow: outside the transaction
     with db.write() as session:
         invitation = _usable_invitation(session, rules.secret_key, token, now, for_update=True)
-        name = " ".join(name.split())[:200] or invitation.email.split("@")[0]
-        _check_password(rules, password, invitation.email, name)
         user = _user_for(session, ctx, invitation, name, now)
-        store.set_password(session, user.id, passwords.hash_password(password), now)
+        store.set_password(session, user.id, password_hash, now)
         for team_name in invitation.teams:
             team = people.find_team_by_name(session, team_name)
             if team is not None and people.add_member(session, team.id, user.id):
@@ -206,20 +208,21 @@ def reset_password(db: Database, ctx: Context, rules: Rules, token: str, *, pass
     """Set a new password from a reset link; every session of the user ends, a lockout is
     lifted, and the authenticator app stays required."""
     now = datetime.now(UTC)
+    user = open_password_reset(db, rules.secret_key, token)
+    _check_password(rules, password, user.email, user.name)
+    password_hash = passwords.hash_password(password)  # slow: outside the transaction
     with db.write() as session:
         reset = _usable_reset(session, rules.secret_key, token, now, for_update=True)
-        user = people.get_user(session, reset.user_id)
-        _check_password(rules, password, user.email, user.name)
-        store.set_password(session, user.id, passwords.hash_password(password), now)
-        store.use_password_resets(session, user.id, now)
-        end_sessions_of(db, session, user.id)
+        store.set_password(session, reset.user_id, password_hash, now)
+        store.use_password_resets(session, reset.user_id, now)
+        end_sessions_of(db, session, reset.user_id)
         journal.record(
             session,
             ctx,
             at=now,
             action="auth.password_reset",
             object_type="user",
-            object_id=user.id,
+            object_id=reset.user_id,
         )
         return user
 

@@ -98,6 +98,40 @@ def record_sign_in_step(session: Session, user_id: str, *, totp_step: int | None
     session.flush()
 
 
+def reserve_attempt(
+    session: Session, user_id: str, lockout: accounts.Lockout, now: datetime
+) -> accounts.Credentials | None:
+    """Count a sign-in attempt as failed before its password is checked, under the row's
+    lock; None when the account is locked. The attempt that reaches the limit locks the
+    account for everyone after it, so parallel guesses get no more tries than serial ones;
+    ``release_attempt`` takes the count back when the password was right."""
+    row = _credential_row(session, user_id, for_update=True)
+    if row.locked_until is not None and now < row.locked_until:
+        return None
+    before = _credentials(row)
+    if row.locked_until is not None:  # a lock that ran out: a fresh start
+        row.failed_logins, row.locked_until = 0, None
+    row.failed_logins += 1
+    row.locked_until = lockout.locked_until(row.failed_logins, now)
+    session.flush()
+    return before
+
+
+def release_attempt(
+    session: Session, user_id: str, lockout: accounts.Lockout, *, completed: bool
+) -> None:
+    """A reserved attempt whose password was right: a completed sign-in starts the count
+    again; one that still owes its second factor neither counts nor resets it."""
+    row = _credential_row(session, user_id, for_update=True)
+    if completed:
+        row.failed_logins, row.locked_until = 0, None
+    else:
+        row.failed_logins = max(0, row.failed_logins - 1)
+        if row.failed_logins < lockout.max_failures:
+            row.locked_until = None
+    session.flush()
+
+
 def record_failure(
     session: Session, user_id: str, lockout: accounts.Lockout, now: datetime
 ) -> accounts.Credentials:
