@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="Only people in at least one of these groups (comma-separated) may sign "
         "in with OIDC; empty: everyone the identity provider lets through.",
     )
+    oidc_trust_email: bool = Field(
+        default=False,
+        description="Link a provider identity to the existing account with its email even "
+        "when the provider does not say email_verified: true (Microsoft Entra ID never does). "
+        "Set it only when the provider alone controls its users' addresses.",
+    )
     oidc_display_name: str = Field(
         default="your identity provider",
         description="Name of the identity provider on the sign-in button.",

@@ -52,6 +52,7 @@ async def test_a_full_sign_in_says_who_the_provider_signed_in(client, oidc_provi
         email="alice@example.com",
         name="Alice Example",
         groups=("owners", "reviewers"),
+        email_verified=True,
     )
     assert oidc_provider.userinfo_requests == 0  # the ID token said everything
 

@@ -18,6 +18,7 @@ from signoff.domain.principals import (
     TEAM_NAME_PATTERN,
     Context,
     Principal,
+    Role,
 )
 from signoff.services import audit, oidc, principals
 from signoff.settings import Settings
@@ -40,6 +41,7 @@ def identity(*groups: str, **overrides: Any) -> domain.OidcIdentity:
         "email": "alice@example.com",
         "name": "Alice Example",
         "groups": groups,
+        "email_verified": True,
     }
     return domain.OidcIdentity(**(fields | overrides))
 
@@ -241,6 +243,19 @@ def test_an_existing_user_is_linked_by_email(db):
     assert oidc.sign_in_with_oidc(db, OIDC, identity(), settings()) == existing
     assert audited(db, "user.create") == []
     assert audited(db, "user.oidc_link") == [{"issuer": ISSUER, "subject": "sub-alice"}]
+
+
+def test_an_unverified_email_never_takes_over_an_existing_account(db):
+    f.user(db, "alice@example.com", role=Role.ADMIN)
+    with pytest.raises(errors.OidcFailed, match="did not say the address is verified"):
+        oidc.sign_in_with_oidc(db, OIDC, identity(email_verified=False), settings())
+    assert audited(db, "user.oidc_link") == []
+
+
+def test_a_provider_trusted_with_addresses_links_unverified_emails(db):
+    existing = f.user(db, "alice@example.com")
+    trusting = settings(oidc_trust_email=True)
+    assert oidc.sign_in_with_oidc(db, OIDC, identity(email_verified=False), trusting) == existing
 
 
 def test_an_email_linked_to_another_subject_is_not_taken_over(db):

@@ -264,6 +264,7 @@ class OidcIdentity:
     email: str  # lower-cased
     name: str
     groups: tuple[str, ...]
+    email_verified: bool = False  # the provider said so (``email_verified: true``)
 
     @property
     def subject_key(self) -> str:
@@ -296,6 +297,7 @@ def identity_from_claims(claims: Mapping[str, Any], *, groups_claim: str) -> Oid
         email=email.strip().lower(),
         name=name.strip()[:200] if isinstance(name, str) else "",
         groups=_groups(claims, groups_claim) if groups_claim else (),
+        email_verified=claims.get("email_verified") in (True, "true"),
     )
 
 

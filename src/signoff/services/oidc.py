@@ -274,14 +274,18 @@ def sign_in_with_oidc(
         )
     now = datetime.now(UTC)
     with db.write() as session:
-        user = _find_or_create_user(session, ctx, identity, now)
+        user = _find_or_create_user(session, ctx, identity, now, settings.oidc_trust_email)
         if settings.oidc_groups_claim and _sync_teams(session, ctx, user, identity.groups, now):
             db.notify(session, principals.CHANGED)  # API keys' remembered team lists go
     return user
 
 
 def _find_or_create_user(
-    session: Session, ctx: Context, identity: domain.OidcIdentity, now: datetime
+    session: Session,
+    ctx: Context,
+    identity: domain.OidcIdentity,
+    now: datetime,
+    trust_email: bool,
 ) -> User:
     user = store.find_user_by_subject(session, identity.subject_key)
     if user is not None:
@@ -295,6 +299,12 @@ def _find_or_create_user(
     else:
         _require_active(user)
         _require_linkable(session, user)
+        if not (identity.email_verified or trust_email):
+            # Whoever can set this address at the provider would get the account.
+            raise errors.OidcFailed(
+                f"an account for {identity.email} exists, and the identity provider did not "
+                "say the address is verified, so signoff will not link them; ask an admin"
+            )
     store.link_subject(session, user.id, identity.subject_key)
     journal.record(
         session,
