@@ -227,3 +227,42 @@ def test_only_admins_plan(db):
     member = factories.user(db, "bob@example.com")
     with pytest.raises(errors.PermissionDenied):
         config.plan(db, factories.context(db, member), load(THREE_TEAMS))
+
+
+def test_apply_never_turns_back_on_someone_an_admin_disabled(db):
+    apply(db, THREE_TEAMS)
+    account = config.service_account_email("nightly-etl")
+    principals.update_user(db, CLI, account, is_active=False)  # say its key leaked
+    assert config.plan(db, CLI, load(THREE_TEAMS)).is_empty
+    assert not next(u for u in principals.list_users(db, CLI) if u.email == account).is_active
+
+
+def test_a_membership_made_by_hand_is_never_taken_over_and_removed(db):
+    factories.team(db, "platform")
+    factories.user(db, "ops@example.com", teams=("platform",))
+    listed = THREE_TEAMS.replace(
+        "teams:\n", "teams:\n  platform:\n    members: [ops@example.com]\n", 1
+    )
+    apply(db, listed)
+    config.destroy(db, CLI, "ml-platform", apply_it=True)
+    platform = next(t for t in principals.list_teams(db, CLI) if t.name == "platform")
+    ops = next(u for u in principals.list_users(db, CLI) if u.email == "ops@example.com")
+    assert ops.id in platform.member_ids
+
+
+def test_a_key_made_by_an_apply_that_then_fails_is_handed_over_at_once(db):
+    broken = THREE_TEAMS.replace(
+        'approvers: ["team:model-approvers-prod"]', 'approvers: ["nobody@example.com"]'
+    )
+    handed = []
+    with pytest.raises(errors.UnknownApprover):
+        config.apply(
+            db,
+            CLI,
+            load(broken),
+            secret_key=SECRET_KEY,
+            invitation_ttl=timedelta(days=7),
+            on_key=handed.append,
+        )
+    assert [key.service_account for key in handed] == ["nightly-etl"]
+    assert principals.authenticate(db, handed[0].secret, secret_key=SECRET_KEY).user is not None

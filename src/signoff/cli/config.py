@@ -49,18 +49,17 @@ def apply_command(file: File = Path("signoff.yaml")) -> None:
     document = _read(file)
     with server_state() as (db, ctx, keys, settings):
         try:
-            planned, new_keys = config.apply(
+            planned, _ = config.apply(
                 db,
                 ctx,
                 document,
                 secret_key=keys.secret_key,
                 invitation_ttl=timedelta(seconds=settings.invitation_ttl_seconds),
                 on_change=lambda change: typer.echo(str(change)),
+                on_key=lambda key: _hand_over(key, file.parent),
             )
         except errors.SignoffError as exc:
             raise fail(exc) from exc
-    for key in new_keys:
-        _hand_over(key, file.parent)
     if not planned.changes:
         typer.echo(f"stack {planned.stack}: nothing to change")
     else:
@@ -122,8 +121,11 @@ def _hand_over(key: NewKey, base: Path) -> None:
         return
     path = base / key.file
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new file, readable by its owner from the start, put in place in one step: never
+    # written through a symlink or into a file others could already read.
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(key.secret + "\n")
-    os.chmod(path, 0o600)
+    os.replace(fresh, path)
     typer.echo(f"key {key.key_id} for {key.service_account} written to {path}")

@@ -100,11 +100,13 @@ def apply(
     secret_key: str,
     invitation_ttl: timedelta,
     on_change: Callable[[Change], None] = lambda _change: None,
+    on_key: Callable[[NewKey], None] = lambda _key: None,
     action: str = "config.apply",
 ) -> tuple[Plan, list[NewKey]]:
-    """Carry out the plan; the plan and the keys made (to write or print once)."""
+    """Carry out the plan; the plan and the keys made. Each key is also handed to ``on_key``
+    as soon as it exists, so a later step that fails cannot lose it."""
     planned = plan(db, ctx, document)
-    run = _Run(db, ctx, document, secret_key, invitation_ttl)
+    run = _Run(db, ctx, document, secret_key, invitation_ttl, on_key)
     for change in planned.changes:
         run.do(change)
         on_change(change)
@@ -206,8 +208,6 @@ def _service_account_creations(document: Document, state: _State) -> list[Change
             changes.append(Change("create", "service_account", name, email))
         elif not state.manages("service_account", name):
             raise errors.Conflict(f"a user {email} exists that this stack did not create")
-        elif not existing.is_active:
-            changes.append(Change("update", "service_account", name, "enable"))
     return changes
 
 
@@ -231,8 +231,6 @@ def _people_changes(
             updates["role"] = spec.role
         if email in explicit and spec.name and user.name != spec.name:
             updates["name"] = spec.name
-        if not user.is_active and state.manages("person", email):
-            updates["is_active"] = True
         if updates:
             detail = ", ".join(f"{key} {value}" for key, value in updates.items())
             changes.append(Change("update", "person", email, detail, updates))
@@ -374,9 +372,11 @@ class _Run:
         document: Document,
         secret_key: str,
         invitation_ttl: timedelta,
+        on_key: Callable[[NewKey], None],
     ) -> None:
         self.db, self.ctx, self.document = db, ctx, document
         self.secret_key, self.invitation_ttl = secret_key, invitation_ttl
+        self.on_key = on_key
         self.new_keys: list[NewKey] = []
 
     def do(self, change: Change) -> None:
@@ -391,10 +391,13 @@ class _Run:
             store.forget(session, self.document.stack, kind, name)
 
     def adopt_memberships(self) -> None:
-        """Record memberships the file asks for that exist already (an invitee who accepted
-        joined the invitation's teams), so removing them from the file removes them."""
+        """Record the memberships of people this stack invited, made when they accepted (into
+        the invitation's teams), so removing them from the file removes them. Memberships of
+        anyone else were made by hand or by another stack, and are never taken over."""
         state = _read(self.db, self.ctx, self.document.stack)
         for team, email in _memberships(self.document):
+            if not state.manages("person", email):
+                continue
             user, existing = state.users.get(email), state.teams.get(team)
             is_member = user is not None and existing and user.id in existing.member_ids
             if user is not None and is_member and not state.manages("member", f"{team}/{email}"):
@@ -437,7 +440,6 @@ class _Run:
             change.name,
             role=Role(role) if role else None,
             name=change.data.get("name"),
-            is_active=change.data.get("is_active"),
         )
 
     def _delete_person(self, change: Change) -> None:
@@ -464,10 +466,6 @@ class _Run:
         )
         self.remember("service_account", change.name, user.id)
 
-    def _update_service_account(self, change: Change) -> None:
-        email = service_account_email(change.name)
-        principals.update_user(self.db, self.ctx, email, is_active=True)
-
     def _delete_service_account(self, change: Change) -> None:
         email = service_account_email(change.name)
         principals.update_user(self.db, self.ctx, email, is_active=False)
@@ -482,9 +480,9 @@ class _Run:
             expires_in=change.data["expires_in"],
         )
         self.remember("api_key", change.name, created.api_key.id)
-        self.new_keys.append(
-            NewKey(change.name, created.api_key.id, created.secret, change.data["file"])
-        )
+        key = NewKey(change.name, created.api_key.id, created.secret, change.data["file"])
+        self.new_keys.append(key)
+        self.on_key(key)
 
     def _update_api_key(self, change: Change) -> None:
         self._delete_api_key(change)
