@@ -3,6 +3,7 @@ SMTP server: what a person does in a browser, minus the browser (tests/browser h
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -266,3 +267,41 @@ def test_half_way_through_signing_in_one_can_sign_out_and_start_again(admin, bro
     out = post(browser, "/logout", code_page)
     assert out.headers["location"] == "/login?done=signed-out"
     assert browser.get("/login/code").headers["location"] == "/login"
+
+
+def test_the_page_asked_for_comes_back_whole_after_the_second_factor(admin, browser):
+    sent = admin.people.invite("dana@example.com")
+    secret, _ = join(browser, sent.link)
+    post(browser, "/logout", browser.get("/"))
+    login = browser.get("/login")
+    answer = post(
+        browser,
+        "/login",
+        login,
+        email="dana@example.com",
+        password=PASSWORD,
+        next="/?status=pending&label=nightly",
+    )
+    code_page = browser.get(answer.headers["location"])
+    kept = re.search(r'name="next" value="([^"]*)"', code_page.text)
+    assert kept
+    right = post(
+        browser, "/login/code", code_page, code=next_code(secret), next=html.unescape(kept[1])
+    )
+    assert right.headers["location"] == "/?status=pending&label=nightly"
+
+
+def test_an_enrolment_finished_elsewhere_does_not_trap_the_first_browser(admin, browser, server):
+    sent = admin.people.invite("dana@example.com")
+    path = httpx.URL(sent.link).path
+    post(browser, path, browser.get(path), name="D", password=PASSWORD, password_again=PASSWORD)
+    with httpx.Client(base_url=server.url, headers={"accept": "text/html"}) as other:
+        login = other.get("/login")
+        post(other, "/login", login, email="dana@example.com", password=PASSWORD)
+        enrol = other.get("/account/mfa")
+        secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', enrol.text)
+        assert secret
+        post(other, "/account/mfa", enrol, code=pyotp.TOTP(secret.group(1)).now())
+    stuck = browser.get("/account/mfa")
+    assert stuck.headers["location"] == "/login"
+    assert browser.get("/login").status_code == 200

@@ -162,6 +162,9 @@ def test_enrolment_confirms_with_a_code_and_gives_ten_recovery_codes_once(db, ru
     signed = invitations.accept(db, ANON, rules, token, name="Dana", password=PASSWORD)
     first = accounts.begin_enrolment(db, rules, signed.token)
     assert accounts.begin_enrolment(db, rules, signed.token).secret == first.secret  # reload
+    other = accounts.sign_in(db, ANON, rules, email="dana@example.com", password=PASSWORD)
+    assert other.session.stage is Stage.ENROL
+    assert accounts.begin_enrolment(db, rules, other.token).secret != first.secret
     with pytest.raises(errors.InvalidCredentials):
         accounts.confirm_enrolment(db, ANON, rules, signed.token, "000000")
     active, codes = accounts.confirm_enrolment(

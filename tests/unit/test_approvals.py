@@ -413,11 +413,18 @@ def test_what_a_named_policy_leaves_open_the_request_chooses(db, people, prod_pr
         approvers=None,
         policy="prod-promotion",
         timeout="2h",
-        on_timeout="approve",
+        on_timeout="expire",
         heartbeat_timeout="5m",
     ).approval
     assert chosen.deadline_at - chosen.created_at == timedelta(hours=2)
-    assert (chosen.on_timeout.value, chosen.heartbeat_timeout_seconds) == ("approve", 300)
+    assert (chosen.on_timeout.value, chosen.heartbeat_timeout_seconds) == ("expire", 300)
+
+
+def test_a_request_cannot_make_silence_approve_under_a_named_policy(db, people, prod_promotion):
+    with pytest.raises(errors.InvalidInput, match="does not let silence approve"):
+        f.create(
+            db, people["pipeline"], approvers=None, policy="prod-promotion", on_timeout="approve"
+        )
 
 
 def test_an_inline_policy_has_no_name(db, people):

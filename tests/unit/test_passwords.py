@@ -65,7 +65,8 @@ def test_a_totp_code_works_once_and_only_near_its_time():
     assert mfa.accepted_step(secret, code, last_step=step, now=now) is None  # replayed
     assert mfa.accepted_step(secret, code, last_step=None, now=now + 29) is not None  # drift
     assert mfa.accepted_step(secret, code, last_step=None, now=now + 95) is None  # too late
-    assert mfa.accepted_step(secret, "000000", last_step=None, now=now) in (None, step)
+    wrong = "000000" if code != "000000" else "111111"
+    assert mfa.accepted_step(secret, wrong, last_step=None, now=now) is None
     assert mfa.accepted_step(secret, "12345", last_step=None, now=now) is None
 
 
@@ -80,7 +81,10 @@ def test_recovery_codes_are_distinct_and_their_digest_ignores_how_they_are_typed
     codes = mfa.new_recovery_codes()
     assert len(set(codes)) == mfa.RECOVERY_CODES
     code = codes[0]
-    assert mfa.recovery_digest(code) == mfa.recovery_digest(" " + code.upper().replace("-", " "))
+    typed = " " + code.upper().replace("-", " ")
+    assert mfa.recovery_digest("k", "usr_1", code) == mfa.recovery_digest("k", "usr_1", typed)
+    assert mfa.recovery_digest("k", "usr_1", code) != mfa.recovery_digest("k", "usr_2", code)
+    assert mfa.recovery_digest("k", "usr_1", code) != mfa.recovery_digest("j", "usr_1", code)
     assert mfa.looks_like_recovery_code(code)
     assert not mfa.looks_like_recovery_code("123456")
 

@@ -2,7 +2,9 @@
 is lost.
 
 A TOTP secret must be readable to check codes, so it is stored sealed (AES-256-GCM under a key
-derived from the server's secret key): a copy of the database alone yields no second factors.
+derived from the server's secret key): with ``SIGNOFF_SECRET_KEY`` kept outside the database,
+a copy of the database alone yields no second factors. Until it is confirmed, the secret is
+not stored at all: it is derived from the enrolling session.
 Each time step is accepted once per user (``last_step``), so a code seen over a shoulder or
 in a proxy log cannot be replayed. Recovery codes are random, shown once, stored as digests,
 and each works once.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 import time
 
@@ -19,8 +22,6 @@ import pyotp
 import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from signoff.domain import ids
 
 STEP_SECONDS = 30
 ISSUER = "signoff"
@@ -69,9 +70,20 @@ def new_recovery_codes() -> list[str]:
     return codes
 
 
-def recovery_digest(code: str) -> str:
-    """Digest of a recovery code as typed: case, spaces and dashes do not matter."""
-    return ids.digest("recovery:" + "".join(ch for ch in code.lower() if ch.isalnum()))
+def recovery_digest(secret_key: str, user_id: str, code: str) -> str:
+    """Digest of a user's recovery code as typed (case, spaces and dashes do not matter): an
+    HMAC under the server key, so a copy of the database is no list of codes to try offline
+    (about 49 bits each), and one user's digests say nothing about another's."""
+    typed = "".join(ch for ch in code.lower() if ch.isalnum())
+    mac = hmac.new(secret_key.encode(), f"recovery:{user_id}:{typed}".encode(), hashlib.sha256)
+    return mac.hexdigest()
+
+
+def enrolment_secret(secret_key: str, session_id: str) -> str:
+    """The TOTP secret offered while enrolling in one session (160 bits, base32): derived
+    rather than stored until it is confirmed."""
+    mac = hmac.new(secret_key.encode(), f"totp-enrol:{session_id}".encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:20]).decode()
 
 
 def looks_like_recovery_code(code: str) -> bool:

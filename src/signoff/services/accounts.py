@@ -1,9 +1,10 @@
 """Signing people in to the portal: passwords, the second factor, and sessions.
 
-Every attempt, right or wrong, is one transaction that also writes its audit entry, so a
-failure is counted and recorded even though the caller is then refused. Errors never say
-whether an email has an account: a wrong email and a wrong password read the same, and take
-the same time (``passwords.verify_password``).
+Every attempt, right or wrong, is counted and recorded with its audit entry in transactions
+that commit before the caller is refused. A wrong email and a wrong password read the same
+and take the same time (``passwords.verify_password``); only the lockout message, after
+several failures, says that an account exists. Slow password hashing never runs inside a
+transaction.
 """
 
 from __future__ import annotations
@@ -142,20 +143,13 @@ def second_factor(db: Database, ctx: Context, rules: Rules, token: str, code: st
 
 
 def begin_enrolment(db: Database, rules: Rules, token: str) -> Enrolment:
-    """A new authenticator secret for the signed-in user (kept until confirmed; a reload of
-    the page shows the same one)."""
+    """The authenticator secret offered to this session: derived from the session (a reload
+    shows the same one, another session of the same person gets another), and stored only
+    once confirmed, so nobody else signed in as the person can learn it."""
     now = datetime.now(UTC)
-    with db.write() as session:
-        signed_in, user = _session_in_stage(session, rules, token, None, now)
-        if signed_in.stage is Stage.MFA:
-            raise errors.Unauthenticated("finish signing in first")
-        creds = store.credentials_of(session, user.id)
-        if creds.has_totp:
-            raise errors.Conflict("an authenticator app is already set up for this account")
-        secret = mfa.unseal(rules.secret_key, creds.totp_secret) if creds.totp_secret else None
-        if secret is None:
-            secret = mfa.new_secret()
-            store.set_totp(session, user.id, mfa.seal(rules.secret_key, secret), None)
+    with db.read() as session:
+        signed_in, user = _enrolling(session, rules, token, now)
+    secret = mfa.enrolment_secret(rules.secret_key, signed_in.id)
     uri = mfa.provisioning_uri(secret, user.email)
     return Enrolment(secret=secret, uri=uri, qr_svg=mfa.qr_svg(uri))
 
@@ -167,24 +161,31 @@ def confirm_enrolment(
     recovery codes, which are never shown again."""
     now = datetime.now(UTC)
     with db.write() as session:
-        signed_in, user = _session_in_stage(session, rules, token, None, now)
-        if signed_in.stage is Stage.MFA:
-            raise errors.Unauthenticated("finish signing in first")
-        creds = store.credentials_of(session, user.id)
-        secret = mfa.unseal(rules.secret_key, creds.totp_secret) if creds.totp_secret else None
-        if creds.has_totp or secret is None:
-            raise errors.Conflict("start setting up the authenticator app again")
+        signed_in, user = _enrolling(session, rules, token, now)
+        secret = mfa.enrolment_secret(rules.secret_key, signed_in.id)
         step = mfa.accepted_step(secret, code, last_step=None)
         if step is None:
             raise errors.InvalidCredentials("the code is not right; check the app's clock")
-        store.set_totp(session, user.id, creds.totp_secret, now)
+        store.set_totp(session, user.id, mfa.seal(rules.secret_key, secret), now)
         store.record_sign_in_step(session, user.id, totp_step=step)
         codes = mfa.new_recovery_codes()
-        store.replace_recovery_codes(session, user.id, [mfa.recovery_digest(c) for c in codes])
+        digests = [mfa.recovery_digest(rules.secret_key, user.id, c) for c in codes]
+        store.replace_recovery_codes(session, user.id, digests)
         _record(session, ctx, now, "auth.mfa_enrol", user.id, factor="totp")
         if signed_in.stage is Stage.ENROL:
             _record(session, ctx, now, "auth.login", user.id, method=signed_in.method.value)
         return _advance(session, signed_in, user, Stage.ACTIVE, now), codes
+
+
+def _enrolling(
+    session: DbSession, rules: Rules, token: str, now: datetime
+) -> tuple[accounts.Session, User]:
+    signed_in, user = _session_in_stage(session, rules, token, None, now)
+    if signed_in.stage is Stage.MFA:
+        raise errors.Unauthenticated("finish signing in first")
+    if store.credentials_of(session, user.id).has_totp:
+        raise errors.Conflict("an authenticator app is already set up for this account")
+    return signed_in, user
 
 
 def authenticate_session(
@@ -315,7 +316,7 @@ def _check_second_factor(
             store.record_sign_in_step(session, creds.user_id, totp_step=step)
             return "totp"
     if mfa.looks_like_recovery_code(code) and store.use_recovery_code(
-        session, creds.user_id, mfa.recovery_digest(code), now
+        session, creds.user_id, mfa.recovery_digest(rules.secret_key, creds.user_id, code), now
     ):
         store.record_sign_in_step(session, creds.user_id)
         return "recovery"

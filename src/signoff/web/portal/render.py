@@ -86,7 +86,7 @@ SignedInDep = Annotated[Visitor, Depends(signed_in)]
 
 def context_of(request: Request, visitor: Visitor | None = None) -> Context:
     """The services' context: the signed-in person, or anonymous before sign-in ends."""
-    signed_in = visitor is not None and visitor.principal is not None and visitor.session
+    signed_in = visitor is not None and visitor.is_signed_in and visitor.principal is not None
     principal = visitor.principal if signed_in and visitor and visitor.principal else Principal()
     return Context(
         principal=principal,

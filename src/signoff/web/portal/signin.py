@@ -7,6 +7,8 @@ here decides what is allowed.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -120,6 +122,14 @@ async def enrol_page(request: Request, runtime: RuntimeDep, visitor: VisitorDep)
             accounts.begin_enrolment, runtime.db, runtime.rules, visitor.token
         )
     except errors.Conflict:
+        # Set up meanwhile (in another browser, say): this session owes the code instead.
+        if visitor.is_in(Stage.ENROL):
+            await run_in_threadpool(
+                accounts.sign_out, runtime.db, context_of(request), visitor.token
+            )
+            response = redirect("/login")
+            security.clear_session_cookie(response, secure=runtime.settings.secure_cookies)
+            return response
         return redirect("/")
     return page(request, runtime, "enrol.html", visitor=visitor, enrolment=enrolment)
 
@@ -178,7 +188,7 @@ _NOTICES = {
 def after_sign_in(stage: Stage, next_url: str | None) -> Response:
     target = safe_next(next_url)
     if stage is Stage.MFA:
-        return redirect(f"/login/code?next={target}")
+        return redirect(f"/login/code?next={quote(target, safe='/')}")
     if stage is Stage.ENROL:
         return redirect("/account/mfa")
     return redirect(target)
