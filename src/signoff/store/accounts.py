@@ -60,11 +60,16 @@ def _credentials(row: CredentialRow) -> accounts.Credentials:
 def credentials_of(
     session: Session, user_id: str, *, for_update: bool = False
 ) -> accounts.Credentials:
-    """The user's credentials, an empty set when they have none yet."""
-    return _credentials(_credential_row(session, user_id, for_update=for_update))
+    """The user's credentials, an empty set when they have none yet (nothing is written)."""
+    query = select(CredentialRow).where(CredentialRow.user_id == user_id)
+    row = session.scalars(query.with_for_update() if for_update else query).one_or_none()
+    if row is None:
+        return accounts.Credentials(user_id, None, None, None, None, 0, None)
+    return _credentials(row)
 
 
 def _credential_row(session: Session, user_id: str, *, for_update: bool = False) -> CredentialRow:
+    """The row to change, made empty first when the user has none."""
     query = select(CredentialRow).where(CredentialRow.user_id == user_id)
     row = session.scalars(query.with_for_update() if for_update else query).one_or_none()
     if row is None:
