@@ -48,6 +48,7 @@ def world(server: RunningServer) -> World:
         "user": "alice@example.com",
         "team": "team-a",
         "name": "team-a-rules",
+        "delivery_id": "msg_0000000000000000000000000a",
     }
     return World(
         admin=admin,
@@ -94,6 +95,10 @@ ROWS = [
     ("GET", "/v1/api-keys", None, 200, None),
     ("POST", "/v1/api-keys", {"user": "alice@example.com"}, 403, "permission_denied"),
     ("POST", "/v1/api-keys/{key_id}/revoke", None, 404, "api_key_not_found"),
+    ("GET", "/v1/deliveries", None, 403, "permission_denied"),
+    ("GET", "/v1/deliveries/{delivery_id}", None, 403, "permission_denied"),
+    ("POST", "/v1/deliveries/{delivery_id}/redrive", None, 403, "permission_denied"),
+    ("POST", "/v1/deliveries/redrive", {}, 403, "permission_denied"),
     ("GET", "/v1/audit", None, 403, "permission_denied"),
     ("GET", "/v1/audit/verify", None, 403, "permission_denied"),
     ("GET", "/v1/webhook-secret", None, 403, "permission_denied"),
