@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="Private, loopback or link-local networks (comma-separated CIDRs) that "
         "callbacks and webhooks may still reach; empty: public addresses only.",
     )
+    metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[],
+        description="Clients in these networks (comma-separated CIDRs) may read GET /metrics, "
+        "without credentials; empty: nobody may.",
+    )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
     mfa_required: bool = Field(
         default=True,
@@ -147,7 +152,11 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "allowed_networks", "webhook_allowed_networks", "oidc_allowed_groups", mode="before"
+        "allowed_networks",
+        "webhook_allowed_networks",
+        "metrics_allowed_networks",
+        "oidc_allowed_groups",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -103,8 +103,11 @@ ROWS = [
     ("GET", "/v1/audit/verify", None, 403, "permission_denied"),
     ("GET", "/v1/webhook-secret", None, 403, "permission_denied"),
     ("GET", "/healthz", None, 200, None),
+    # No credentials, from SIGNOFF_METRICS_ALLOWED_NETWORKS only: empty here, so closed.
+    ("GET", "/metrics", None, 403, "address_not_allowed"),
 ]
 OPEN = {("GET", "/healthz")}
+BY_NETWORK = {("GET", "/metrics")}
 
 
 def _call(client: httpx.Client, method: str, path: str, body: object, ids: dict[str, str]):
@@ -129,11 +132,12 @@ def test_a_member_of_another_team_gets_only_what_is_theirs(world: World):
     assert wrong == []
 
 
-def test_without_credentials_everything_but_health_is_401(world: World):
+def test_without_credentials_everything_but_health_and_metrics_is_401(world: World):
     wrong = []
     for method, path, body, *_ in ROWS:
         answer = _call(world.anonymous, method, path, body, world.ids)
-        expected = 200 if (method, path) in OPEN else 401
+        route = (method, path)
+        expected = 200 if route in OPEN else 403 if route in BY_NETWORK else 401
         if answer.status_code != expected:
             wrong.append(f"{method} {path}: {answer.status_code}, want {expected}")
     assert wrong == []

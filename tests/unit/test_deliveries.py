@@ -1,5 +1,5 @@
-"""Delivery bookkeeping on a real database: what attempts say about a destination, and
-redriving dead letters one by one and in bulk."""
+"""Delivery bookkeeping on a real database: what attempts say about a destination, redriving
+dead letters one by one and in bulk, and the backlog a monitoring system reads."""
 
 from __future__ import annotations
 
@@ -148,3 +148,24 @@ def test_only_admins_look_into_deliveries(db):
     ):
         with pytest.raises(errors.PermissionDenied):
             call()
+
+
+def test_the_backlog_counts_pending_due_and_dead_deliveries(db):
+    now = datetime.now(UTC)
+    with db.read() as session:
+        assert outbox.backlog(session, now) == outbox.Backlog(0, 0, None, 0)
+    first = make(db)
+    make(db)
+    with db.read() as session:
+        assert outbox.backlog(session, now + timedelta(seconds=1)) == outbox.Backlog(
+            pending=2, due=2, earliest_pending_at=record(db, first).next_attempt_at, dead=0
+        )
+    deliveries.claim_due(db, lease=timedelta(minutes=1), limit=1)  # one is in a worker's hands
+    later = datetime.now(UTC)
+    with db.read() as session:
+        found = outbox.backlog(session, later)
+    assert (found.pending, found.due, found.dead) == (2, 1, 0)
+    attempt(db, ok=False, backoff=AT_ONCE)
+    with db.read() as session:
+        found = outbox.backlog(session, datetime.now(UTC))
+    assert (found.pending, found.dead) == (1, 1)

@@ -212,6 +212,35 @@ def redrive(session: Session, delivery_ids: list[str], *, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """How the outbox stands: what a monitoring system watches."""
+
+    pending: int
+    due: int  # pending, and next_attempt_at has passed: no worker has it in hand
+    earliest_pending_at: datetime | None
+    dead: int
+
+
+def backlog(session: Session, now: datetime) -> Backlog:
+    """Counts by status, from the partial index of pending deliveries where it can serve.
+
+    Dead deliveries have no index of their own: counting them reads the table, which is the
+    one cost here that grows with the number of deliveries ever made."""
+    pending, earliest = session.execute(
+        select(func.count(), func.min(DeliveryRow.next_attempt_at)).where(
+            is_pending(DeliveryRow.status)
+        )
+    ).one()
+    due = session.scalar(
+        select(func.count()).where(
+            is_pending(DeliveryRow.status), DeliveryRow.next_attempt_at <= now
+        )
+    )
+    dead = session.scalar(select(func.count()).where(DeliveryRow.status == _DEAD))
+    return Backlog(pending=pending, due=due or 0, earliest_pending_at=earliest, dead=dead or 0)
+
+
 def _records() -> Select[DeliveryRow, str, str]:
     return select(DeliveryRow, EventRow.type, EventRow.subject).join(
         EventRow, EventRow.id == DeliveryRow.event_id
