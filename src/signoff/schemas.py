@@ -399,6 +399,11 @@ class DeliveriesRedriven(BaseModel):
 
 class WebhookSecret(BaseModel):
     secret: str = Field(description="Standard Webhooks secret (whsec_...) that signs callbacks.")
+    previous: list[str] = Field(
+        default_factory=list,
+        description="Secrets that also sign every callback while receivers move to the new "
+        "one (SIGNOFF_WEBHOOK_PREVIOUS_SECRET).",
+    )
 
 
 class Problem(BaseModel):
