@@ -149,7 +149,10 @@ def _listening(database_url: str) -> int:
     db = Database(database_url, pool_size=1)
     try:
         with db.read() as session:
-            query = text("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN signoff'")
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = 'LISTEN signoff'"
+            )
             return int(session.scalar(query) or 0)
     finally:
         db.dispose()
