@@ -470,5 +470,9 @@ def test_deliveries_are_listed_shown_and_redriven_from_the_shell(admin_env, db):
     assert every.stdout == "redrove 1 dead delivery\n"
     neither = signoff("deliveries", "redrive", env=admin_env, check=False)
     assert (neither.returncode, "--all" in neither.stderr) == (1, True)
+    wrong = signoff("deliveries", "list", "--status", "lost", env=admin_env, check=False)
+    assert wrong.stderr == (
+        "error: --status is one of pending, delivered, dead, not 'lost' (invalid_input)\n"
+    )
     pending = signoff("deliveries", "list", "--status", "pending", "--json", env=admin_env)
     assert {d["id"] for d in json.loads(pending.stdout)} == {first, second}

@@ -19,8 +19,8 @@ from signoff.cli.local import database
 from signoff.cli.output import emit, fail
 
 if TYPE_CHECKING:
-    from signoff.domain.deliveries import DeliveryRecord
-    from signoff.services.deliveries import DeliveryDetail, Filters
+    from signoff.domain.deliveries import DeliveryHistory, DeliveryRecord
+    from signoff.services.deliveries import Filters
 
 app = typer.Typer(help="Deliveries of events: list, show attempts, redrive (database access).")
 
@@ -109,28 +109,32 @@ def _filters(
     from signoff.domain.deliveries import DeliveryStatus, TargetKind
     from signoff.services.deliveries import Filters
 
-    try:
-        return Filters(
-            status=DeliveryStatus(status) if status is not None else None,
-            target_kind=TargetKind(target_kind).value if target_kind is not None else None,
-            event_type=event_type,
-            subject=subject,
-        )
-    except ValueError as exc:
-        raise fail(errors.InvalidInput(f"{exc}")) from exc
+    for name, value, choices in (
+        ("--status", status, DeliveryStatus),
+        ("--target-kind", target_kind, TargetKind),
+    ):
+        if value is not None and value not in {choice.value for choice in choices}:
+            known = ", ".join(choice.value for choice in choices)
+            raise fail(errors.InvalidInput(f"{name} is one of {known}, not {value!r}"))
+    return Filters(
+        status=DeliveryStatus(status) if status is not None else None,
+        target_kind=target_kind,
+        event_type=event_type,
+        subject=subject,
+    )
 
 
 def _public(record: DeliveryRecord) -> schemas.DeliveryPublic:
     return schemas.DeliveryPublic.model_validate(asdict(record))
 
 
-def _detail(found: DeliveryDetail) -> schemas.DeliveryDetail:
+def _detail(found: DeliveryHistory) -> schemas.DeliveryDetail:
     return schemas.DeliveryDetail.model_validate(
         asdict(found.record) | {"attempt_log": [asdict(a) for a in found.attempts]}
     )
 
 
-def _print(found: DeliveryDetail) -> None:
+def _print(found: DeliveryHistory) -> None:
     d = found.record
     typer.echo(f"{d.id}  {d.status.value}  {d.event_type}  {d.subject}")
     typer.echo(f"  to {d.target_kind} {d.target}")

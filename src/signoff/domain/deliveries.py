@@ -106,6 +106,14 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class DeliveryHistory:
+    """A delivery and every attempt at it, oldest first."""
+
+    record: DeliveryRecord
+    attempts: list[Attempt]
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     delivery_id: str
     ok: bool

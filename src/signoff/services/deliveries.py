@@ -7,7 +7,7 @@ gets a ``delivery.redrive`` audit entry, and the dispatcher is woken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from signoff import errors
 from signoff.domain import deliveries
 from signoff.domain.deliveries import (
-    Attempt,
     AttemptResult,
     Backoff,
     Delivery,
+    DeliveryHistory,
     DeliveryRecord,
     DeliveryStatus,
 )
@@ -86,16 +86,10 @@ def list_deliveries(
     return page, page[-1].id if len(found) > limit else None
 
 
-@dataclass(frozen=True)
-class DeliveryDetail:
-    record: DeliveryRecord
-    attempts: list[Attempt]
-
-
-def get(db: Database, ctx: Context, delivery_id: str) -> DeliveryDetail:
+def get(db: Database, ctx: Context, delivery_id: str) -> DeliveryHistory:
     ctx.principal.require_admin()
     with db.read() as session:
-        return DeliveryDetail(
+        return DeliveryHistory(
             outbox.get_delivery(session, delivery_id), outbox.attempts_of(session, delivery_id)
         )
 

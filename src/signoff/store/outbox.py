@@ -16,8 +16,8 @@ from signoff.domain.deliveries import DeliveryRecord, DeliveryStatus
 from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, is_pending, table
 
 _INSERT_EVENT = insert(table(EventRow))
-_DEAD: ColumnElement[str] = literal_column("'dead'")  # written into the SQL, as ``is_pending``
 _INSERT_DELIVERY = insert(table(DeliveryRow))
+_DEAD: ColumnElement[str] = literal_column("'dead'")  # written into the SQL, as ``is_pending``
 
 
 def insert_event(session: Session, event: events.Event) -> None:
@@ -208,6 +208,7 @@ def redrive(session: Session, delivery_ids: list[str], *, now: datetime) -> int:
             created_at=now,
             completed_at=None,
         )
+        .execution_options(synchronize_session=False)  # the caller holds no rows to refresh
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
