@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
 
+from sqlalchemy import update
+
 from signoff import schemas
+from signoff.domain.deliveries import AttemptResult, Backoff, TargetKind
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
-from signoff.services import approvals, policies, principals
+from signoff.services import approvals, deliveries, journal, policies, principals
+from signoff.store import outbox
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
+from signoff.store.tables import DeliveryRow
 
 ADMIN_KEY = "sok_test-admin-key-0123456789abcdef0123456789"
 SECRET_KEY = "test-secret-key"
@@ -74,3 +80,45 @@ def policy(db: Database, name: str, **fields: Any) -> NamedPolicy:
         {"name": name, "approvers": ["team:owners"]} | fields
     )
     return policies.create(db, CLI, spec)
+
+
+RETRY_LATER = Backoff(base_seconds=60, max_age=timedelta(days=3))
+DIE_AT_ONCE = Backoff(max_age=timedelta(0))  # the first failure dead-letters
+
+
+def delivery(
+    db: Database, subject: str = "ap_1", target: str = "https://hooks.example.com/x"
+) -> str:
+    """A pending delivery of a new approval.settled event about ``subject``; its id."""
+    with db.write() as session:
+        event = journal.record(
+            session,
+            CLI,
+            at=datetime.now(UTC),
+            action="test.event",
+            object_type="approval",
+            object_id=subject,
+            event_type="approval.settled",
+        )
+        assert event is not None
+        journal.deliver(db, session, event, TargetKind.CALLBACK, target)
+    with db.read() as session:
+        return outbox.deliveries_of_subject(session, subject)[-1].id
+
+
+def attempt_due(db: Database, *, ok: bool, backoff: Backoff = RETRY_LATER) -> list[str]:
+    """What a dispatcher does, without the network: claim every due delivery and record one
+    attempt at each (``ok``, or HTTP 503); those still pending are due again at once."""
+    claimed = deliveries.claim_due(db, lease=timedelta(seconds=30), limit=1000)
+    results = [
+        AttemptResult(d.id, ok, 204 if ok else 503, None if ok else "HTTP 503", 12, None)
+        for d in claimed
+    ]
+    deliveries.record(db, claimed, results, backoff)
+    with db.write() as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_([d.id for d in claimed]))
+            .values(next_attempt_at=datetime.now(UTC))
+        )
+    return [d.id for d in claimed]

@@ -92,6 +92,11 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
 
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

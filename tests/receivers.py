@@ -1,7 +1,9 @@
 """A real HTTP webhook receiver on loopback, for callback tests.
 
 It records every request (headers and body) and can be told to fail the next N requests or to
-answer slowly, like a receiver that is down for a while.
+answer slowly, like a receiver that is down for a while. It also counts the requests it is
+answering at once, in all and per ``webhook-id``: one delivery sent twice at the same time
+shows there.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +35,9 @@ class Receiver:
         self.fail_next = 0
         self.delay = 0.0
         self.started = 0  # requests that arrived, finished or not
+        self.in_flight: Counter[str] = Counter()  # requests being answered, by webhook-id
+        self.most_in_flight = 0  # the most requests answered at once
+        self.most_in_flight_per_id = 0  # the most requests for one webhook-id answered at once
         self._lock = threading.Condition()
         receiver = self
 
@@ -41,20 +47,26 @@ class Receiver:
                 body = self.rfile.read(length)
                 if len(body) < length:
                     return  # the sender died mid-request: nothing was delivered
+                webhook_id = self.headers.get("webhook-id", "")
                 with receiver._lock:
                     receiver.started += 1
+                    receiver._note_arrival(webhook_id)
                     receiver._lock.notify_all()
-                time.sleep(receiver.delay)
-                with receiver._lock:
-                    failing = receiver.fail_next > 0
-                    receiver.fail_next -= 1 if failing else 0
-                    if not failing:
-                        receiver.received.append(
-                            Received(dict(self.headers.items()), body, time.monotonic())
-                        )
-                    receiver._lock.notify_all()
-                self.send_response(503 if failing else 204)
-                self.end_headers()
+                try:
+                    time.sleep(receiver.delay)
+                    with receiver._lock:
+                        failing = receiver.fail_next > 0
+                        receiver.fail_next -= 1 if failing else 0
+                        if not failing:
+                            receiver.received.append(
+                                Received(dict(self.headers.items()), body, time.monotonic())
+                            )
+                        receiver._lock.notify_all()
+                    self.send_response(503 if failing else 204)
+                    self.end_headers()
+                finally:  # also when the sender is gone (killed) and the answer fails
+                    with receiver._lock:
+                        receiver.in_flight[webhook_id] -= 1
 
             def log_message(self, *_args: object) -> None:
                 pass
@@ -71,6 +83,11 @@ class Receiver:
     def __exit__(self, *_exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def _note_arrival(self, webhook_id: str) -> None:
+        self.in_flight[webhook_id] += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight.total())
+        self.most_in_flight_per_id = max(self.most_in_flight_per_id, self.in_flight[webhook_id])
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
         """Block until ``count`` requests arrived; fail the test if they do not in time."""

@@ -6,9 +6,9 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
-                        InvitationNotFound, PolicyNotFound
+                        InvitationNotFound, PolicyNotFound, DeliveryNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
-                        DuplicateDecision
+                        DuplicateDecision, DeliveryNotDead
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
                         WeakPassword, PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
@@ -77,6 +77,11 @@ class PolicyNotFound(NotFound):
     title = "No such policy"
 
 
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+    title = "No such delivery"
+
+
 class Conflict(SignoffError):
     code = "conflict"
     status = 409
@@ -110,6 +115,14 @@ class DuplicateName(Conflict):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     title = "The Idempotency-Key was used with a different request"
+
+
+class DeliveryNotDead(Conflict):
+    """A redrive of a delivery that is pending (it is still being tried) or delivered;
+    ``extra["delivery_status"]`` says which."""
+
+    code = "delivery_not_dead"
+    title = "Only a dead delivery can be redriven"
 
 
 class InvalidInput(SignoffError):

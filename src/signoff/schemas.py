@@ -341,19 +341,69 @@ class AuditVerification(BaseModel):
     first_break: AuditBreak | None = None
 
 
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+TargetKind = Literal["callback", "email"]  # domain.deliveries.TargetKind
+
+
 class DeliveryPublic(BaseModel):
-    id: str
+    """One event on its way to one destination, and how that is going: the fields a page
+    needs to say "failing since 10:02, 5 attempts, last error HTTP 503, next attempt 10:40"."""
+
+    id: str = Field(description="Also the webhook-id header of every attempt.")
+    event_id: str
     event_type: str
-    target_kind: str
+    subject: str = Field(description="The object the event is about, e.g. an approval id.")
+    target_kind: str = Field(description="callback or email.")
     target: str
-    status: str
+    status: str = Field(description="pending, delivered or dead.")
     attempts: int
-    next_attempt_at: datetime | None
+    created_at: datetime = Field(
+        description="When the delivery was made, or last redriven: its maximum age counts "
+        "from here."
+    )
+    next_attempt_at: datetime | None = Field(description="Set while pending.")
+    completed_at: datetime | None = Field(description="When it was delivered or gave up.")
+    last_attempt_at: datetime | None
+    failing_since: datetime | None = Field(
+        description="The first failed attempt, unless the delivery succeeded since."
+    )
     last_error: str | None
+
+
+class DeliveryAttemptPublic(BaseModel):
+    attempted_at: datetime
+    ok: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response_excerpt: str | None = Field(description="The first 1 KiB of the answer.")
+
+
+class DeliveryDetail(DeliveryPublic):
+    attempt_log: list[DeliveryAttemptPublic] = Field(description="Every attempt, oldest first.")
+
+
+class DeliveryRedrive(_Model):
+    """Which dead deliveries ``POST /v1/deliveries/redrive`` redrives: every one that matches
+    all the filters given."""
+
+    status: Literal["dead"] = Field(default="dead", description="Only dead ones are redriven.")
+    target_kind: TargetKind | None = None
+    event_type: str | None = Field(default=None, max_length=64)
+    subject: str | None = Field(default=None, max_length=64)
+
+
+class DeliveriesRedriven(BaseModel):
+    redriven: int = Field(description="How many dead deliveries became pending.")
 
 
 class WebhookSecret(BaseModel):
     secret: str = Field(description="Standard Webhooks secret (whsec_...) that signs callbacks.")
+    previous: list[str] = Field(
+        default_factory=list,
+        description="Secrets that also sign every callback while receivers move to the new "
+        "one (SIGNOFF_WEBHOOK_PREVIOUS_SECRET).",
+    )
 
 
 class Problem(BaseModel):

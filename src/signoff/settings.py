@@ -5,11 +5,21 @@ Every setting is ``SIGNOFF_<NAME>``; ``docs/configuration.md`` lists them all.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def is_webhook_secret(value: str) -> bool:
+    """``whsec_`` (optional, as Standard Webhooks libraries take it) and non-empty base64."""
+    encoded = value.removeprefix("whsec_")
+    try:
+        return bool(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -32,6 +42,11 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Standard Webhooks signing secret (whsec_...); generated when unset.",
+    )
+    webhook_previous_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default=[],
+        description="During a rotation, the secret (or comma-separated secrets) receivers may "
+        "still verify with: every webhook is signed with it too. Empty once they moved on.",
     )
     run_worker: bool = Field(
         default=True, description="Run the dispatcher and scheduler inside the server process."
@@ -63,6 +78,11 @@ class Settings(BaseSettings):
         default=[],
         description="Private, loopback or link-local networks (comma-separated CIDRs) that "
         "callbacks and webhooks may still reach; empty: public addresses only.",
+    )
+    metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[],
+        description="Clients in these networks (comma-separated CIDRs) may read GET /metrics, "
+        "without credentials; empty: nobody may.",
     )
     wait_max_seconds: int = Field(default=300, ge=1, description="Longest long-poll wait.")
     mfa_required: bool = Field(
@@ -153,12 +173,26 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "allowed_networks", "webhook_allowed_networks", "oidc_allowed_groups", mode="before"
+        "allowed_networks",
+        "webhook_allowed_networks",
+        "metrics_allowed_networks",
+        "oidc_allowed_groups",
+        "webhook_previous_secret",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _standard_webhooks_secrets(cls, value: Any) -> Any:
+        given = value if isinstance(value, list) else [value] if value is not None else []
+        for secret in given:
+            if not is_webhook_secret(secret.get_secret_value()):
+                raise ValueError("a webhook secret is 'whsec_' followed by base64")
         return value
 
     @field_validator("oidc_issuer", "oidc_client_secret", mode="before")

@@ -140,3 +140,40 @@ def test_a_callback_to_a_private_address_is_refused_unless_allowed(server: Runni
     assert refused.status_code == 422
     assert refused.json()["field"] == "callback_url"
     assert "SIGNOFF_WEBHOOK_ALLOWED_NETWORKS" in refused.json()["detail"]
+
+
+OLD_SECRET = "whsec_" + "b2xkIHNlY3JldCBvZiB0aGUgdGVzdHMgMDEyMzQ1Njc="
+NEW_SECRET = "whsec_" + "bmV3IHNlY3JldCBvZiB0aGUgdGVzdHMgMDEyMzQ1Njc="
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"webhook_secret": NEW_SECRET, "webhook_previous_secret": OLD_SECRET}],
+    indirect=True,
+)
+def test_during_a_rotation_receivers_verify_with_the_old_secret_or_the_new(people):
+    assert people["admin"].people.webhook_secret() == NEW_SECRET
+    with Receiver() as receiver:
+        approval = people["pipeline"].approvals.create(
+            title="t", approvers=["alice@example.com"], callback_url=receiver.url
+        )
+        people["alice"].approvals.approve(approval.id)
+        (call,) = receiver.wait_for(1)
+    assert len(call.headers["webhook-signature"].split(" ")) == 2
+    for secret in (OLD_SECRET, NEW_SECRET):  # a receiver not moved yet, and one that has
+        assert signoff.webhooks.verify(call.body, call.headers, secret)["subject"] == approval.id
+    with pytest.raises(errors.InvalidSignature):  # and one with neither
+        signoff.webhooks.verify(call.body, call.headers, "whsec_" + "A" * 44)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"webhook_secret": NEW_SECRET, "webhook_previous_secret": OLD_SECRET}],
+    indirect=True,
+)
+def test_admins_see_the_previous_secret_while_the_rotation_lasts(server):
+    answer = httpx.get(
+        f"{server.url}/v1/webhook-secret",
+        headers={"authorization": f"Bearer {server.admin_key}"},
+    )
+    assert answer.json() == {"secret": NEW_SECRET, "previous": [OLD_SECRET]}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import factories
 from tests.conftest import RunningServer
 
 
@@ -438,3 +439,40 @@ def test_the_json_schema_of_signoff_yaml_is_printed():
     schema = json.loads(signoff("config", "schema", env={}).stdout)
     assert schema["title"] == "signoff.yaml"
     assert schema["additionalProperties"] is False
+
+
+def test_deliveries_are_listed_shown_and_redriven_from_the_shell(admin_env, db):
+    first, second = factories.delivery(db, "ap_1"), factories.delivery(db, "ap_2")
+    factories.attempt_due(db, ok=False, backoff=factories.DIE_AT_ONCE)
+    listed = json.loads(
+        signoff("deliveries", "list", "--status", "dead", "--json", env=admin_env).stdout
+    )
+    assert [d["id"] for d in listed] == [second, first]  # newest first
+    page = signoff("deliveries", "list", "--limit", "1", env=admin_env)
+    assert second in page.stdout
+    assert f"more: --cursor {second}" in page.stderr
+    shown = signoff("deliveries", "show", first, env=admin_env).stdout
+    assert f"{first}  dead  approval.settled  ap_1" in shown
+    assert "1 attempt; failing since " in shown
+    assert "last error: HTTP 503" in shown
+    assert "503  HTTP 503  12 ms" in shown
+    detail = json.loads(signoff("deliveries", "show", first, "--json", env=admin_env).stdout)
+    assert [a["status_code"] for a in detail["attempt_log"]] == [503]
+
+    assert signoff("deliveries", "redrive", first, env=admin_env).stdout == (
+        f"redrove {first}: pending, due now\n"
+    )
+    again = signoff("deliveries", "redrive", first, env=admin_env, check=False)
+    assert (again.returncode, "(delivery_not_dead)" in again.stderr) == (1, True)
+    every = signoff(
+        "deliveries", "redrive", "--all", "--status", "dead", "--subject", "ap_2", env=admin_env
+    )
+    assert every.stdout == "redrove 1 dead delivery\n"
+    neither = signoff("deliveries", "redrive", env=admin_env, check=False)
+    assert (neither.returncode, "--all" in neither.stderr) == (1, True)
+    wrong = signoff("deliveries", "list", "--status", "lost", env=admin_env, check=False)
+    assert wrong.stderr == (
+        "error: --status is one of pending, delivered, dead, not 'lost' (invalid_input)\n"
+    )
+    pending = signoff("deliveries", "list", "--status", "pending", "--json", env=admin_env)
+    assert {d["id"] for d in json.loads(pending.stdout)} == {first, second}

@@ -48,6 +48,7 @@ def world(server: RunningServer) -> World:
         "user": "alice@example.com",
         "team": "team-a",
         "name": "team-a-rules",
+        "delivery_id": "msg_0000000000000000000000000a",
     }
     return World(
         admin=admin,
@@ -94,12 +95,19 @@ ROWS = [
     ("GET", "/v1/api-keys", None, 200, None),
     ("POST", "/v1/api-keys", {"user": "alice@example.com"}, 403, "permission_denied"),
     ("POST", "/v1/api-keys/{key_id}/revoke", None, 404, "api_key_not_found"),
+    ("GET", "/v1/deliveries", None, 403, "permission_denied"),
+    ("GET", "/v1/deliveries/{delivery_id}", None, 403, "permission_denied"),
+    ("POST", "/v1/deliveries/{delivery_id}/redrive", None, 403, "permission_denied"),
+    ("POST", "/v1/deliveries/redrive", {}, 403, "permission_denied"),
     ("GET", "/v1/audit", None, 403, "permission_denied"),
     ("GET", "/v1/audit/verify", None, 403, "permission_denied"),
     ("GET", "/v1/webhook-secret", None, 403, "permission_denied"),
     ("GET", "/healthz", None, 200, None),
+    # No credentials, from SIGNOFF_METRICS_ALLOWED_NETWORKS only: empty here, so closed.
+    ("GET", "/metrics", None, 403, "address_not_allowed"),
 ]
 OPEN = {("GET", "/healthz")}
+BY_NETWORK = {("GET", "/metrics")}
 
 
 def _call(client: httpx.Client, method: str, path: str, body: object, ids: dict[str, str]):
@@ -124,11 +132,12 @@ def test_a_member_of_another_team_gets_only_what_is_theirs(world: World):
     assert wrong == []
 
 
-def test_without_credentials_everything_but_health_is_401(world: World):
+def test_without_credentials_everything_but_health_and_metrics_is_401(world: World):
     wrong = []
     for method, path, body, *_ in ROWS:
         answer = _call(world.anonymous, method, path, body, world.ids)
-        expected = 200 if (method, path) in OPEN else 401
+        route = (method, path)
+        expected = 200 if route in OPEN else 403 if route in BY_NETWORK else 401
         if answer.status_code != expected:
             wrong.append(f"{method} {path}: {answer.status_code}, want {expected}")
     assert wrong == []

@@ -69,7 +69,7 @@ def test_an_invitation_is_for_the_lower_cased_email_and_sends_an_email(db, team)
         from signoff.store import outbox
 
         sent = outbox.deliveries_of_subject(session, invitation.id)
-    assert [(d["target_kind"], d["target"]) for d in sent] == [("email", "dana@example.com")]
+    assert [(d.target_kind, d.target) for d in sent] == [("email", "dana@example.com")]
     assert "invitation.create" in actions(db)
 
 

@@ -281,7 +281,7 @@ def test_settlement_writes_events_and_a_callback_delivery_once(db, people):
         kinds = [event.type for event in outbox.events_of_subject(session, approval.id)]
         sent = outbox.deliveries_of_subject(session, approval.id)
     assert kinds == ["approval.created", "approval.decided", "approval.settled"]
-    assert [(d["event_type"], d["target"]) for d in sent] == [
+    assert [(d.event_type, d.target) for d in sent] == [
         ("approval.settled", "http://127.0.0.1:9/hook")
     ]
 

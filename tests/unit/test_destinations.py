@@ -81,7 +81,7 @@ async def test_a_name_that_resolves_to_a_private_address_is_not_sent_to():
     with Receiver() as receiver:
         target = receiver.url.replace("127.0.0.1", "localhost")
         async with httpx.AsyncClient() as http:
-            result = await webhook.send(http, delivery(target), "whsec_" + "A" * 44, 5.0, ())
+            result = await webhook.send(http, delivery(target), ("whsec_" + "A" * 44,), 5.0, ())
         assert not result.ok
         assert "DestinationRefused" in (result.error or "")
         assert receiver.received == []
@@ -92,7 +92,9 @@ async def test_an_allowed_name_is_sent_to_its_checked_address_with_its_host_head
         target = receiver.url.replace("127.0.0.1", "localhost")
         async with httpx.AsyncClient() as http:
             allowed = [*LOOPBACK, ip_network("::1/128")]
-            result = await webhook.send(http, delivery(target), "whsec_" + "A" * 44, 5.0, allowed)
+            result = await webhook.send(
+                http, delivery(target), ("whsec_" + "A" * 44,), 5.0, allowed
+            )
         assert result.ok, result.error
         [received] = receiver.received
         headers = {name.lower(): value for name, value in received.headers.items()}

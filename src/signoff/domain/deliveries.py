@@ -4,15 +4,22 @@ A delivery is due when ``next_attempt_at`` has passed. Claiming one moves that t
 a lease, so a worker that dies mid-send leaves it due again once the lease runs out; nothing is
 held in memory. Failures back off exponentially with full jitter until the delivery is older
 than the maximum age, and then it is dead-lettered.
+
+An admin may *redrive* a dead delivery, once its receiver is fixed: it becomes pending again,
+due at once, with the same id (receivers deduplicate by it) and a fresh maximum-age window.
+The window counts from the delivery's ``created_at``, so a redrive moves that to the redrive's
+time; when the delivery was first made stays on its event (``occurred_at``) and in the audit
+log. Its backoff goes on from its attempt count: a receiver that fails again is not hammered.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from signoff import errors
 from signoff.domain.events import Event
 
 
@@ -35,6 +42,75 @@ class Delivery:
     target: str
     attempts: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """What is known about one delivery, for people looking into it (not for sending)."""
+
+    id: str
+    event_id: str
+    event_type: str
+    subject: str
+    target_kind: str  # a ``TargetKind`` value; kept as stored, so a newer kind still reads
+    target: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime  # the delivery's making, or its last redrive: max age counts from it
+    next_attempt_at: datetime | None  # only while pending
+    completed_at: datetime | None
+    last_attempt_at: datetime | None
+    failing_since: datetime | None  # the first failed attempt, unless it was delivered since
+    last_error: str | None
+
+    @property
+    def is_dead(self) -> bool:
+        return self.status is DeliveryStatus.DEAD
+
+    def check_can_redrive(self) -> None:
+        """Only a dead delivery is redriven: a pending one is still being tried, and a
+        delivered one reached its receiver."""
+        if not self.is_dead:
+            raise errors.DeliveryNotDead(
+                f"delivery {self.id} is {self.status.value}; only a dead delivery is redriven",
+                delivery_status=self.status.value,
+            )
+
+    def redriven(self, at: datetime) -> DeliveryRecord:
+        """This delivery after a redrive at ``at``: pending, due, and a fresh window."""
+        return replace(
+            self,
+            status=DeliveryStatus.PENDING,
+            created_at=at,
+            next_attempt_at=at,
+            completed_at=None,
+        )
+
+
+def failing_since(status: DeliveryStatus, first_failure: datetime | None) -> datetime | None:
+    """Since when the destination has been refusing this delivery. A delivery is done at its
+    first success, so it is failing from its first failed attempt until it is delivered."""
+    return None if status is DeliveryStatus.DELIVERED else first_failure
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One recorded try: when, what came back, how long it took."""
+
+    attempted_at: datetime
+    ok: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response_excerpt: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryHistory:
+    """A delivery and every attempt at it, oldest first."""
+
+    record: DeliveryRecord
+    attempts: list[Attempt]
 
 
 @dataclass(frozen=True)

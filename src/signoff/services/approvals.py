@@ -381,7 +381,7 @@ def settled_among(db: Database, approval_ids: list[str]) -> list[str]:
         return store.settled_among(session, approval_ids)
 
 
-def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[dict[str, Any]]:
+def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[deliveries.DeliveryRecord]:
     ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         _check_can_see(session, ctx, store.get_approval(session, approval_id))

@@ -36,6 +36,9 @@ def open_database(settings: Settings) -> tuple[Database, server_secrets.Keys]:
         webhook_secret=settings.webhook_secret.get_secret_value()
         if settings.webhook_secret
         else None,
+        previous_webhook_secrets=tuple(
+            secret.get_secret_value() for secret in settings.webhook_previous_secret
+        ),
     )
     if settings.admin_api_key is not None:
         principals.ensure_admin_key(db, settings.admin_api_key.get_secret_value())

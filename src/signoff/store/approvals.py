@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -186,6 +186,10 @@ def _due_index_hint(session: Session) -> str:
         if session.get_bind().dialect.name == "sqlite"
         else ""
     )
+
+
+def count_pending(session: Session) -> int:
+    return session.scalar(select(func.count()).where(is_pending(ApprovalRow.status))) or 0
 
 
 def settled_among(session: Session, approval_ids: list[str]) -> list[str]:

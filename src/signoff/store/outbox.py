@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, case, exists, func, insert, literal_column, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import ColumnElement
 
+from signoff import errors
 from signoff.domain import deliveries, events
-from signoff.domain.deliveries import DeliveryStatus
+from signoff.domain.deliveries import DeliveryRecord, DeliveryStatus
 from signoff.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, is_pending, table
 
 _INSERT_EVENT = insert(table(EventRow))
 _INSERT_DELIVERY = insert(table(DeliveryRow))
+_DEAD: ColumnElement[str] = literal_column("'dead'")  # written into the SQL, as ``is_pending``
 
 
 def insert_event(session: Session, event: events.Event) -> None:
@@ -127,27 +132,186 @@ def next_attempt_at(session: Session) -> datetime | None:
     ).first()
 
 
-def deliveries_of_subject(session: Session, subject: str) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Filters:
+    status: DeliveryStatus | None = None
+    target_kind: str | None = None
+    event_type: str | None = None
+    subject: str | None = None
+
+
+def deliveries_of_subject(session: Session, subject: str) -> list[DeliveryRecord]:
     """Delivery state for everything an object caused, for showing on that object."""
-    rows = session.execute(
-        select(DeliveryRow, EventRow.type)
-        .join(EventRow, EventRow.id == DeliveryRow.event_id)
-        .where(EventRow.subject == subject)
-        .order_by(DeliveryRow.created_at, DeliveryRow.id)
+    query = _records().where(EventRow.subject == subject)
+    return _with_attempt_times(
+        session, list(session.execute(query.order_by(DeliveryRow.created_at, DeliveryRow.id)))
     )
+
+
+def list_deliveries(
+    session: Session,
+    filters: Filters,
+    *,
+    before_id: str | None,
+    limit: int,
+    for_update: bool = False,
+) -> list[DeliveryRecord]:
+    """Newest first: delivery ids sort by the time they were made."""
+    query = _records().where(*_conditions(filters))
+    if before_id is not None:
+        query = query.where(DeliveryRow.id < before_id)
+    query = query.order_by(DeliveryRow.id.desc()).limit(limit)
+    if for_update:
+        query = query.with_for_update(of=DeliveryRow)
+    return _with_attempt_times(session, list(session.execute(query)))
+
+
+def get_delivery(session: Session, delivery_id: str, *, for_update: bool = False) -> DeliveryRecord:
+    query = _records().where(DeliveryRow.id == delivery_id)
+    if for_update:
+        query = query.with_for_update(of=DeliveryRow)
+    found = _with_attempt_times(session, list(session.execute(query)))
+    if not found:
+        raise errors.DeliveryNotFound(f"no delivery {delivery_id!r}")
+    return found[0]
+
+
+def attempts_of(session: Session, delivery_id: str) -> list[deliveries.Attempt]:
+    """Every recorded attempt, oldest first."""
+    rows = session.execute(
+        select(DeliveryAttemptRow)
+        .where(DeliveryAttemptRow.delivery_id == delivery_id)
+        .order_by(DeliveryAttemptRow.id)
+    ).scalars()
     return [
-        {
-            "id": row.id,
-            "event_type": event_type,
-            "target_kind": row.target_kind,
-            "target": row.target,
-            "status": row.status,
-            "attempts": row.attempts,
-            "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
-            "last_error": row.last_error,
-        }
-        for row, event_type in rows
+        deliveries.Attempt(
+            attempted_at=row.attempted_at,
+            ok=row.ok,
+            status_code=row.status_code,
+            error=row.error,
+            latency_ms=row.latency_ms,
+            response_excerpt=row.response_excerpt,
+        )
+        for row in rows
     ]
+
+
+def redrive(session: Session, delivery_ids: list[str], *, now: datetime) -> int:
+    """Make dead deliveries pending and due at ``now``, with ``now`` as the start of their
+    maximum-age window (``domain/deliveries.py``); how many were dead."""
+    result = session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id.in_(delivery_ids), DeliveryRow.status == _DEAD)
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=now,
+            created_at=now,
+            completed_at=None,
+        )
+        .execution_options(synchronize_session=False)  # the caller holds no rows to refresh
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """How the outbox stands: what a monitoring system watches."""
+
+    pending: int
+    due: int  # pending, and next_attempt_at has passed: no worker has it in hand
+    earliest_pending_at: datetime | None
+    dead: int
+
+
+def backlog(session: Session, now: datetime) -> Backlog:
+    """Counts by status, from the partial index of pending deliveries where it can serve.
+
+    Dead deliveries have no index of their own: counting them reads the table, which is the
+    one cost here that grows with the number of deliveries ever made."""
+    pending, earliest = session.execute(
+        select(func.count(), func.min(DeliveryRow.next_attempt_at)).where(
+            is_pending(DeliveryRow.status)
+        )
+    ).one()
+    due = session.scalar(
+        select(func.count()).where(
+            is_pending(DeliveryRow.status), DeliveryRow.next_attempt_at <= now
+        )
+    )
+    dead = session.scalar(select(func.count()).where(DeliveryRow.status == _DEAD))
+    return Backlog(pending=pending, due=due or 0, earliest_pending_at=earliest, dead=dead or 0)
+
+
+def _records() -> Select[DeliveryRow, str, str]:
+    return select(DeliveryRow, EventRow.type, EventRow.subject).join(
+        EventRow, EventRow.id == DeliveryRow.event_id
+    )
+
+
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
+    if filters.status is DeliveryStatus.PENDING:
+        found.append(is_pending(DeliveryRow.status))
+    elif filters.status is not None:
+        found.append(DeliveryRow.status == filters.status.value)
+    if filters.target_kind is not None:
+        found.append(DeliveryRow.target_kind == filters.target_kind)
+    if filters.event_type is not None:
+        # Asked of each delivery's own event, not of the join: given ``events.type = ?``,
+        # SQLite takes every event of the type from its index and sorts them all (millions
+        # of approval.settled), instead of walking deliveries newest first.
+        of_type = aliased(EventRow)
+        found.append(
+            exists().where(of_type.id == DeliveryRow.event_id, of_type.type == filters.event_type)
+        )
+    if filters.subject is not None:
+        found.append(EventRow.subject == filters.subject)
+    return found
+
+
+def _with_attempt_times(session: Session, rows: list[Any]) -> list[DeliveryRecord]:
+    """Records of ``(DeliveryRow, event type, subject)`` rows, with the times of their first
+    failed and last attempt, read for all of them in one statement."""
+    times: dict[str, tuple[datetime | None, datetime | None]] = {}
+    if rows:
+        attempted_at = DeliveryAttemptRow.attempted_at
+        first_failure = func.min(case((DeliveryAttemptRow.ok, None), else_=attempted_at))
+        query = (
+            select(DeliveryAttemptRow.delivery_id, first_failure, func.max(attempted_at))
+            .where(DeliveryAttemptRow.delivery_id.in_([row[0].id for row in rows]))
+            .group_by(DeliveryAttemptRow.delivery_id)
+        )
+        times = {delivery_id: (first, last) for delivery_id, first, last in session.execute(query)}
+    return [
+        _record(row, event_type, subject, *times.get(row.id, (None, None)))
+        for row, event_type, subject in rows
+    ]
+
+
+def _record(
+    row: DeliveryRow,
+    event_type: str,
+    subject: str,
+    first_failure: datetime | None,
+    last_attempt: datetime | None,
+) -> DeliveryRecord:
+    status = DeliveryStatus(row.status)
+    return DeliveryRecord(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=event_type,
+        subject=subject,
+        target_kind=row.target_kind,
+        target=row.target,
+        status=status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at if status is DeliveryStatus.PENDING else None,
+        completed_at=row.completed_at,
+        last_attempt_at=last_attempt,
+        failing_since=deliveries.failing_since(status, first_failure),
+        last_error=row.last_error,
+    )
 
 
 def events_of_subject(session: Session, subject: str) -> list[events.Event]:

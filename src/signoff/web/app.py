@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,10 +27,12 @@ from signoff.settings import Settings
 from signoff.web import problems
 from signoff.web.api import approvals as approvals_api
 from signoff.web.api import audit as audit_api
+from signoff.web.api import deliveries as deliveries_api
+from signoff.web.api import metrics as metrics_api
 from signoff.web.api import people as people_api
 from signoff.web.api import policies as policies_api
 from signoff.web.api import system as system_api
-from signoff.web.deps import Runtime
+from signoff.web.deps import Runtime, is_client_in
 from signoff.web.portal import home, links, render, security, signin
 from signoff.web.portal import oidc as oidc_pages
 from signoff.web.throttle import Throttle
@@ -53,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app, html_errors=_html_error)
     pages = (signin, oidc_pages, links, home)
-    for module in (approvals_api, policies_api, people_api, audit_api, system_api, *pages):
+    api = (approvals_api, policies_api, deliveries_api, people_api, audit_api, system_api)
+    for module in (*api, metrics_api, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
     app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]
@@ -170,7 +173,11 @@ class AllowedNetworksMiddleware:
         self.networks = networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz" or self._allows(scope):
+        if (
+            scope["type"] != "http"
+            or scope["path"] == "/healthz"
+            or is_client_in(scope.get("client"), self.networks)
+        ):
             await self.app(scope, receive, send)
             return
         refused = errors.AddressNotAllowed(
@@ -179,18 +186,6 @@ class AllowedNetworksMiddleware:
         await problems.problem(403, refused.code, refused.title, refused.detail)(
             scope, receive, send
         )
-
-    def _allows(self, scope: Scope) -> bool:
-        client = scope.get("client")
-        if not client:
-            return False
-        try:
-            address = ip_address(client[0])
-        except ValueError:
-            return False
-        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
-        return any(address in network for network in self.networks)
 
 
 class RequestIdMiddleware:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -59,6 +61,22 @@ async def get_context(
         request_id=request.scope.get("state", {}).get("request_id"),
         client_addr=request.client.host if request.client else None,
     )
+
+
+def is_client_in(
+    client: tuple[str, int] | None, networks: Collection[IPv4Network | IPv6Network]
+) -> bool:
+    """Whether the client address (the one uvicorn took from ``X-Forwarded-For`` when the
+    proxy is trusted) is in one of ``networks``."""
+    if not client:
+        return False
+    try:
+        address = ip_address(client[0])
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
+    return any(address in network for network in networks)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -30,7 +30,7 @@ class Dispatcher:
         self,
         db: Database,
         *,
-        webhook_secret: str,
+        webhook_secrets: tuple[str, ...],
         secret_key: str,
         smtp: email.SmtpConfig,
         public_url: str,
@@ -41,7 +41,7 @@ class Dispatcher:
         max_sleep: float,
     ) -> None:
         self.db = db
-        self.webhook_secret = webhook_secret
+        self.webhook_secrets = webhook_secrets  # the current one first (webhook.signed_request)
         self.secret_key = secret_key
         self.smtp = smtp
         self.public_url = public_url
@@ -96,7 +96,7 @@ class Dispatcher:
                 delivery, self.smtp, public_url=self.public_url, secret_key=self.secret_key
             )
         return await webhook.send(
-            http, delivery, self.webhook_secret, self.timeout, self.allowed_networks
+            http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
         )
 
     def _done(self, task: asyncio.Task[None]) -> None:

@@ -24,7 +24,7 @@ class Worker:
     def __init__(self, db: Database, settings: Settings, keys: Keys) -> None:
         self.dispatcher = Dispatcher(
             db,
-            webhook_secret=keys.webhook_secret,
+            webhook_secrets=keys.webhook_signing_secrets,
             secret_key=keys.secret_key,
             smtp=email.SmtpConfig.from_settings(settings),
             public_url=settings.public_url,

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from signoff import schemas
 from signoff.domain import approvals as domain
 from signoff.services import approvals
+from signoff.web.api import deliveries as deliveries_api
 from signoff.web.deps import ContextDep, RuntimeDep
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
@@ -127,6 +128,8 @@ async def wait(
 def list_deliveries(
     approval_id: str, ctx: ContextDep, runtime: RuntimeDep
 ) -> list[schemas.DeliveryPublic]:
-    """Where this approval's events were sent, and how that went."""
+    """Where this approval's events were sent, and how that is going: each delivery is one
+    event to one destination, with ``failing_since``, ``attempts``, ``last_error`` and
+    ``next_attempt_at`` to say how that destination is doing."""
     found = approvals.deliveries_of(runtime.db, ctx, approval_id)
-    return [schemas.DeliveryPublic.model_validate(d) for d in found]
+    return [deliveries_api.to_public(d) for d in found]

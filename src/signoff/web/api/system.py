@@ -21,6 +21,8 @@ async def health(runtime: RuntimeDep) -> dict[str, object]:
 
 @router.get("/v1/webhook-secret", response_model=schemas.WebhookSecret)
 def webhook_secret(ctx: ContextDep, runtime: RuntimeDep) -> schemas.WebhookSecret:
-    """The secret that signs callbacks, for receivers to verify them (admins only)."""
+    """The secret that signs callbacks, for receivers to verify them, and during a rotation
+    the previous ones that sign them too (admins only)."""
     ctx.principal.require_admin()
-    return schemas.WebhookSecret(secret=runtime.keys.webhook_secret)
+    current, *previous = runtime.keys.webhook_signing_secrets
+    return schemas.WebhookSecret(secret=current, previous=previous)

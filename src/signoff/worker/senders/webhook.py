@@ -2,7 +2,9 @@
 
 Headers ``webhook-id`` (the delivery's id: the same on every retry, so receivers deduplicate
 by it), ``webhook-timestamp`` (seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
-"id.timestamp.body">``). Any 2xx answer counts as delivered.
+"id.timestamp.body">``, once per signing secret, separated by spaces: during a rotation the
+current and the previous secret both sign, and a receiver holding either verifies). Any 2xx
+answer counts as delivered.
 
 Before sending, the receiver's name is resolved and every address it has is checked
 (``domain/destinations.py``); the request then goes to the checked address, with the name in
@@ -31,15 +33,17 @@ EXCERPT = 1024
 USER_AGENT = "signoff-webhooks/1"
 
 
-def signed_request(delivery: Delivery, secret: str) -> tuple[bytes, dict[str, str]]:
+def signed_request(delivery: Delivery, secrets: tuple[str, ...]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt, signed with each of ``secrets``."""
     body = json.dumps(delivery.event.envelope(), separators=(",", ":"), sort_keys=True)
     sent_at = datetime.now(UTC)
+    signatures = " ".join(Webhook(secret).sign(delivery.id, sent_at, body) for secret in secrets)
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": delivery.id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(delivery.id, sent_at, body),
+        "webhook-signature": signatures,
     }
     return body.encode(), headers
 
@@ -51,12 +55,13 @@ class DestinationRefused(Exception):
 async def send(
     http: httpx.AsyncClient,
     delivery: Delivery,
-    secret: str,
+    secrets: tuple[str, ...],
     timeout: float,
     allowed: Collection[destinations.Network] = (),
 ) -> AttemptResult:
-    """POST the event; ``timeout`` bounds the whole exchange, not each phase of it."""
-    body, headers = signed_request(delivery, secret)
+    """POST the event, signed with each of ``secrets``; ``timeout`` bounds the whole exchange,
+    not each phase of it."""
+    body, headers = signed_request(delivery, secrets)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
