@@ -548,6 +548,7 @@ class Policies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -561,6 +562,7 @@ class Policies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -577,6 +579,7 @@ class Policies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -590,6 +593,7 @@ class Policies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -860,6 +864,7 @@ class AsyncPolicies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -871,6 +876,7 @@ class AsyncPolicies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -887,6 +893,7 @@ class AsyncPolicies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -898,6 +905,7 @@ class AsyncPolicies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }

@@ -449,6 +449,8 @@ def test_inline_requests_hash_as_before_named_policies(db, people):
     assert approvals._request_hash(spelled_out) == (
         "d6c26e6b3cae0e0423208ef57dd6404ec1e08afe3673953747ab5868694d273e"
     )
+    needs_login = f.approval_spec(policy={"link_requires_login": True})
+    assert approvals._request_hash(needs_login) != approvals._request_hash(f.approval_spec())
 
 
 def test_creating_from_a_named_policy_reads_it_once_and_looks_up_no_approver(

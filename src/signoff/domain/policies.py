@@ -55,6 +55,8 @@ class Policy:
     requester_can_decide: bool = False
     comment_required: bool = False
     form: dict[str, Any] | None = field(default=None, hash=False)
+    # An emailed decision link alone decides (False), or its approver must also be signed in.
+    link_requires_login: bool = False
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -74,6 +76,7 @@ class Policy:
             "requester_can_decide": self.requester_can_decide,
             "comment_required": self.comment_required,
             "form": self.form,
+            "link_requires_login": self.link_requires_login,
         }
 
 

@@ -443,11 +443,15 @@ def _request_hash(spec: schemas.ApprovalCreate) -> str:
     """What the request asks for, as a digest. A policy name (a string) and inline rules (an
     object) never hash alike. For inline rules an omitted timeout or on_timeout hashes as the
     default it stands for, as it did before they could be omitted; with a name, omitting one
-    (take the policy's) and giving one are different requests."""
+    (take the policy's) and giving one are different requests. A rule added since
+    (``link_requires_login``) is left out while it has its default, so hashes stored before
+    it existed keep matching."""
     asked = spec.model_dump(mode="json")
     if not isinstance(spec.policy, str):
         asked["timeout"] = "24h" if spec.timeout is None else asked["timeout"]
         asked["on_timeout"] = spec.on_timeout or policies.OnTimeout.REJECT.value
+        if not spec.policy.link_requires_login:
+            del asked["policy"]["link_requires_login"]
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
