@@ -51,16 +51,20 @@ def create(
     idempotency_key: str | None = None,
     now: datetime | None = None,
     allowed_networks: Collection[destinations.Network] = (),
+    email_approvers: bool = False,
 ) -> Created:
     """Open an approval. A ``callback_url`` at a private or loopback address is refused
-    unless it is in ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``)."""
+    unless it is in ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``). With
+    ``email_approvers`` (SMTP is configured), each person who may decide it is emailed."""
     user = _require_user(ctx)
     ctx.principal.require(Scope.APPROVALS_WRITE)
     if spec.callback_url is not None:
         destinations.check_url(str(spec.callback_url), allowed_networks, field="callback_url")
     request_hash = _request_hash(spec)
     try:
-        return _create(db, ctx, user, spec, secret_key, idempotency_key, request_hash, now)
+        return _create(
+            db, ctx, user, spec, secret_key, idempotency_key, request_hash, now, email_approvers
+        )
     except errors.Conflict as exc:
         # Two requests with one Idempotency-Key raced on PostgreSQL; the loser replays.
         if type(exc) is not errors.Conflict or idempotency_key is None:
@@ -81,6 +85,7 @@ def _create(
     idempotency_key: str | None,
     request_hash: str,
     now: datetime | None,
+    email_approvers: bool,
 ) -> Created:
     approvals.check_sizes(spec.title, spec.body, len(json.dumps(spec.context)))
     # A policy name, or the request's own rules and approvers (checked before the write).
@@ -118,19 +123,47 @@ def _create(
             callback_url=str(spec.callback_url) if spec.callback_url else None,
         )
         store.insert_approval(session, approval, idempotency_key, request_hash)
-        journal.record(
-            session,
-            ctx,
-            at=now,
-            action="approval.create",
-            object_type="approval",
-            object_id=approval.id,
-            after=_summary(approval),
-            event_type=events.APPROVAL_CREATED,
-            event_data=approvals.as_json(approval),
-        )
+        _announce(db, session, ctx, approval, email_approvers=email_approvers)
         db.notify(session, SCHEDULE, f"{approval.due_at.timestamp():.3f}")
     return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
+
+
+def _announce(
+    db: Database, session: Session, ctx: Context, approval: Approval, *, email_approvers: bool
+) -> None:
+    """The ``approval.created`` event and audit entry, and an email to each person who may
+    decide. The event names whom it emailed (``emailed``), which is how the email sender knows
+    whose decision links to put in each message; nothing in it makes a link."""
+    emailed = _people_to_email(session, approval) if email_approvers else []
+    data = approvals.as_json(approval)
+    data["emailed"] = [{"user_id": person.id, "email": person.email} for person in emailed]
+    event = journal.record(
+        session,
+        ctx,
+        at=approval.created_at,
+        action="approval.create",
+        object_type="approval",
+        object_id=approval.id,
+        after=_summary(approval),
+        event_type=events.APPROVAL_CREATED,
+        event_data=data,
+    )
+    assert event is not None
+    journal.deliver(
+        db, session, event, deliveries.TargetKind.EMAIL, *(person.email for person in emailed)
+    )
+
+
+def _people_to_email(session: Session, approval: Approval) -> list[User]:
+    """Who may decide ``approval`` now: its users and its teams' members, active people only
+    (never service accounts), and not its requester unless the policy lets them decide."""
+    people = principals.active_people_among(
+        session,
+        user_ids=[ref.id for ref in approval.approvers if ref.kind == "user"],
+        team_ids=[ref.id for ref in approval.approvers if ref.kind == "team"],
+    )
+    may_decide_own = approval.policy.requester_can_decide
+    return [p for p in people if p.id != approval.requester_id or may_decide_own]
 
 
 @dataclass(frozen=True)
@@ -427,8 +460,8 @@ def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
         kind, _, name = ref.partition(":") if ":" in ref else ("user", "", ref)
         try:
             if kind == "team":
-                team = principals.get_team(session, name)
-                resolved[("team", team.id)] = ApproverRef("team", team.id, team.name)
+                team_id, team_name = principals.get_team_id_and_name(session, name)
+                resolved[("team", team_id)] = ApproverRef("team", team_id, team_name)
             elif kind == "user":
                 user = principals.get_user(session, name.lower() if "@" in name else name)
                 resolved[("user", user.id)] = ApproverRef("user", user.id, user.email)
