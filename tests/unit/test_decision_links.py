@@ -1,5 +1,5 @@
 """Decision links: the signed token an approver's email carries (bound to one approval, one
-approver, one verdict and the approval's deadline)."""
+approver, one verdict and the approval's deadline), and opening and using one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from signoff import errors
 from signoff.domain import ids
+from signoff.domain.approvals import Approval, Channel, Status, Verdict
+from signoff.domain.principals import User, anonymous_context
+from signoff.services import approvals, audit, decision_links
+from signoff.store.engine import Database
+from tests import factories as f
 
 KEY = "test-secret-key"
 DEADLINE = datetime(2026, 11, 23, 6, 9, 17, 247329, tzinfo=UTC)
@@ -77,3 +83,91 @@ def test_only_the_shape_of_a_link_is_read_before_its_mac_is_checked():
     assert ids.decision_link_of("ap_1.usr_2.approve." + "0" * 63) is None
     assert ids.decision_link_of("ap_1.usr_2." + "0" * 64) is None
     assert ids.decision_link_of("ap_1.usr 2.approve." + "0" * 64) is None
+
+
+# --- opening and using a link, on a real database -------------------------------------------
+
+
+@pytest.fixture
+def people(db: Database) -> dict[str, User]:
+    f.team(db, "data-owners")
+    return {
+        "pipeline": f.user(db, "pipeline@example.com"),
+        "alice": f.user(db, "alice@example.com", teams=("data-owners",)),
+        "bob": f.user(db, "bob@example.com", teams=("data-owners",)),
+    }
+
+
+ANONYMOUS = anonymous_context("req-test", "127.0.0.1")
+
+
+def link_of(approval: Approval, user: User, verdict: str = "approve") -> str:
+    return ids.decision_link_token(
+        f.SECRET_KEY, approval.id, user.id, verdict, approval.deadline_at
+    )
+
+
+def test_a_link_decides_as_its_approver_through_the_link_channel(db, people):
+    approval = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
+    token = link_of(approval, people["alice"])
+    opened = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token)
+    assert (opened.approver.id, opened.verdict) == (people["alice"].id, Verdict.APPROVE)
+    decided = decision_links.decide(db, ANONYMOUS, f.SECRET_KEY, token, comment="ok", form=None)
+    assert decided.status is Status.APPROVED
+    [decision] = decided.decisions
+    assert (decision.user_email, decision.channel) == ("alice@example.com", Channel.LINK)
+    [entry] = [e for e in audit.export(db, f.CLI) if e.action == "approval.decide"]
+    assert (entry.actor, entry.client_addr) == (f"user:{people['alice'].id}", "127.0.0.1")
+    assert entry.after is not None
+    assert entry.after["channel"] == "link"
+
+
+def test_a_link_opened_after_the_deadline_has_expired_before_the_scheduler_looks(db, people):
+    approval = f.create(db, people["pipeline"]).approval
+    token = link_of(approval, people["alice"])
+    with pytest.raises(errors.InvalidLink, match="expired"):
+        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=approval.deadline_at)
+    with pytest.raises(errors.InvalidLink):
+        decision_links.decide(
+            db, ANONYMOUS, f.SECRET_KEY, token, comment="", form=None, now=approval.deadline_at
+        )
+    just_before = approval.deadline_at - timedelta(seconds=1)
+    assert decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=just_before)
+
+
+def test_a_link_under_another_key_or_for_another_approver_is_not_found(db, people):
+    approval = f.create(db, people["pipeline"]).approval
+    alices = link_of(approval, people["alice"])
+    forged = ids.decision_link_token(
+        "another-key", approval.id, people["alice"].id, "approve", approval.deadline_at
+    )
+    swapped = alices.replace(people["alice"].id, people["bob"].id)
+    for token in (forged, swapped, alices.replace(approval.id, "ap_000000000000")):
+        with pytest.raises(errors.LinkNotFound):
+            decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token)
+
+
+def test_a_link_needing_login_refuses_anyone_not_signed_in_as_its_approver(db, people):
+    approval = f.create(db, people["pipeline"], policy={"link_requires_login": True}).approval
+    token = link_of(approval, people["alice"])
+    with pytest.raises(errors.Unauthenticated):
+        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token)
+    with pytest.raises(errors.PermissionDenied, match=r"signed in as bob@example\.com"):
+        decision_links.open_link(db, f.context(db, people["bob"]), f.SECRET_KEY, token)
+    alice = f.context(db, people["alice"])
+    assert (
+        decision_links.open_link(db, alice, f.SECRET_KEY, token).approver.id == people["alice"].id
+    )
+
+
+def test_the_requester_gets_no_usable_link_unless_the_policy_lets_them_decide(db, people):
+    approval = f.create(db, people["alice"], approvers=["team:data-owners"]).approval
+    with pytest.raises(errors.RequesterCannotDecide):
+        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, link_of(approval, people["alice"]))
+
+
+def test_a_canceled_approvals_link_says_so(db, people):
+    approval = f.create(db, people["pipeline"]).approval
+    approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
+    with pytest.raises(errors.AlreadyDecided, match="canceled at"):
+        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, link_of(approval, people["alice"]))

@@ -143,6 +143,21 @@ class NamedPolicy:
         }
 
 
+def rules_in_words(rules: dict[str, Any]) -> list[str]:
+    """Decision rules (``Policy.rules_json()``, as an approval's JSON carries them) as short
+    sentences for an approver."""
+    quorum, rejections = rules["quorum"], rules["rejections_to_reject"]
+    found = [
+        "One approval approves it." if quorum == 1 else f"{quorum} approvals approve it.",
+        "Any rejection rejects it." if rejections == 1 else f"{rejections} rejections reject it.",
+    ]
+    if rules["comment_required"]:
+        found.append("Every decision needs a comment.")
+    if rules["form"] is not None:
+        found.append("Approving asks for a few details.")
+    return found
+
+
 def check_policy_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise errors.InvalidInput(

@@ -283,48 +283,79 @@ def decide(
     """Record one approver's verdict; settle the approval when the policy is met."""
     user = _require_user(ctx)
     ctx.principal.require(Scope.APPROVALS_DECIDE)
-    verdict = approvals.Verdict(spec.verdict)
     now = now or datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
         _check_can_see(session, ctx, approval)
-        approvals.check_can_decide(
+        record_decision(
+            db,
+            session,
+            ctx,
             approval,
-            user_id=user.id,
-            team_ids=set(principals.team_ids_of(session, user.id)),
-            verdict=verdict,
-            comment=spec.comment,
-            form=spec.form,
-        )
-        decision = approvals.Decision(
-            id=ids.new_id("dec"),
-            approval_id=approval.id,
-            user_id=user.id,
-            user_email=user.email,
-            verdict=verdict,
+            team_ids=principals.team_ids_of(session, user.id),
+            verdict=approvals.Verdict(spec.verdict),
             comment=spec.comment,
             form=spec.form,
             channel=channel or approvals.Channel(spec.channel),
-            decided_at=now,
+            now=now,
         )
-        store.insert_decision(session, decision)
-        approval.decisions.append(decision)
-        decision_json = approvals.decision_json(decision)
-        journal.record(
-            session,
-            ctx,
-            at=now,
-            action="approval.decide",
-            object_type="approval",
-            object_id=approval.id,
-            after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
-            event_type=events.APPROVAL_DECIDED,
-            event_data={"approval_id": approval.id, "decision": decision_json},
-        )
-        settled_as = approvals.settlement(approval.policy, approval.decisions)
-        if settled_as is not None:
-            _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
     return approval
+
+
+def record_decision(
+    db: Database,
+    session: Session,
+    ctx: Context,
+    approval: Approval,
+    *,
+    team_ids: frozenset[str],
+    verdict: approvals.Verdict,
+    comment: str,
+    form: dict[str, Any] | None,
+    channel: approvals.Channel,
+    now: datetime,
+) -> None:
+    """Check and record the decision of ``ctx``'s user (a member of ``team_ids``) on
+    ``approval``, which the caller has locked in ``session``; with its event and audit entry,
+    and the settlement when the policy is met. For ``decide`` and the other ways to decide
+    (``services/decision_links``)."""
+    user = _require_user(ctx)
+    approvals.check_can_decide(
+        approval,
+        user_id=user.id,
+        team_ids=set(team_ids),
+        verdict=verdict,
+        comment=comment,
+        form=form,
+    )
+    decision = approvals.Decision(
+        id=ids.new_id("dec"),
+        approval_id=approval.id,
+        user_id=user.id,
+        user_email=user.email,
+        verdict=verdict,
+        comment=comment,
+        form=form,
+        channel=channel,
+        decided_at=now,
+    )
+    store.insert_decision(session, decision)
+    approval.decisions.append(decision)
+    decision_json = approvals.decision_json(decision)
+    journal.record(
+        session,
+        ctx,
+        at=now,
+        action="approval.decide",
+        object_type="approval",
+        object_id=approval.id,
+        after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
+        event_type=events.APPROVAL_DECIDED,
+        event_data={"approval_id": approval.id, "decision": decision_json},
+    )
+    settled_as = approvals.settlement(approval.policy, approval.decisions)
+    if settled_as is not None:
+        _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
 
 
 def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") -> Approval:

@@ -31,7 +31,7 @@ from signoff.web.api import people as people_api
 from signoff.web.api import policies as policies_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime
-from signoff.web.portal import home, links, render, security, signin
+from signoff.web.portal import decision_links, home, links, render, security, signin
 from signoff.web.portal import oidc as oidc_pages
 from signoff.web.throttle import Throttle
 from signoff.web.waiters import Waiters
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
     )
     problems.install(app, html_errors=_html_error)
-    pages = (signin, oidc_pages, links, home)
+    pages = (signin, oidc_pages, links, decision_links, home)
     for module in (approvals_api, policies_api, people_api, audit_api, system_api, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")

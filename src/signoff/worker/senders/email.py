@@ -21,7 +21,7 @@ from typing import Any
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from signoff.domain import approvals, events, ids
+from signoff.domain import approvals, events, ids, policies
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK
 from signoff.domain.approvals import Verdict
 from signoff.domain.deliveries import AttemptResult, Delivery
@@ -156,22 +156,13 @@ def _approval_values(data: dict[str, Any]) -> dict[str, Any]:
         "context_rows": context,
         "context_more": more,
         "deadline": _readable(data["deadline_at"]),
-        "rules": rules_in_words(data["policy"]),
+        "rules": _rules_in_words(data["policy"]),
     }
 
 
-def rules_in_words(policy: dict[str, Any]) -> list[str]:
-    """An approval's decision rules as short sentences for an approver."""
-    quorum, rejections = policy["quorum"], policy["rejections_to_reject"]
-    found = [
-        "One approval approves it." if quorum == 1 else f"{quorum} approvals approve it.",
-        "Any rejection rejects it." if rejections == 1 else f"{rejections} rejections reject it.",
-    ]
-    if policy["comment_required"]:
-        found.append("Every decision needs a comment.")
-    if policy["form"] is not None:
-        found.append("Approving asks for a few details.")
-    if policy.get("link_requires_login"):
+def _rules_in_words(rules: dict[str, Any]) -> list[str]:
+    found = policies.rules_in_words(rules)
+    if rules.get("link_requires_login"):  # events written before it existed lack it
         found.append("The links ask you to sign in to signoff first.")
     return found
 
