@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from signoff.store import approvals, outbox, policies
+from signoff.store import approvals, outbox, policies, principals
 from signoff.store.engine import Database
 
 
@@ -71,3 +71,18 @@ def test_an_approval_naming_a_policy_finds_it_by_the_unique_index_on_names(sqlit
         (plan,) = explained(session, lambda s: policies.find_policy(s, "prod-promotion"))
     assert plan.startswith("SEARCH policies USING INDEX"), plan
     assert "(name=?)" in plan
+
+
+def test_whom_a_create_emails_is_found_by_primary_key_and_the_members_index(sqlite):
+    with sqlite.read() as session:
+        (users_only,) = explained(
+            session, lambda s: principals.active_people_among(s, ["usr_1", "usr_2"], [])
+        )
+        (with_teams,) = explained(
+            session, lambda s: principals.active_people_among(s, ["usr_1"], ["team_1", "team_2"])
+        )
+    assert users_only.startswith("SEARCH users USING INDEX"), users_only
+    assert "SCAN" not in users_only
+    assert "SEARCH team_members USING COVERING INDEX" in with_teams, with_teams
+    assert "SCAN users" not in with_teams
+    assert "TEMP B-TREE" not in users_only + with_teams

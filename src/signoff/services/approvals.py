@@ -134,9 +134,9 @@ def _announce(
     """The ``approval.created`` event and audit entry, and an email to each person who may
     decide. The event names whom it emailed (``emailed``), which is how the email sender knows
     whose decision links to put in each message; nothing in it makes a link."""
-    emailed = _people_to_email(session, approval) if email_approvers else []
+    emailed = _people_to_email(session, approval) if email_approvers else {}
     data = approvals.as_json(approval)
-    data["emailed"] = [{"user_id": person.id, "email": person.email} for person in emailed]
+    data["emailed"] = [{"user_id": user_id, "email": email} for user_id, email in emailed.items()]
     event = journal.record(
         session,
         ctx,
@@ -149,21 +149,21 @@ def _announce(
         event_data=data,
     )
     assert event is not None
-    journal.deliver(
-        db, session, event, deliveries.TargetKind.EMAIL, *(person.email for person in emailed)
-    )
+    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *emailed.values())
 
 
-def _people_to_email(session: Session, approval: Approval) -> list[User]:
-    """Who may decide ``approval`` now: its users and its teams' members, active people only
-    (never service accounts), and not its requester unless the policy lets them decide."""
+def _people_to_email(session: Session, approval: Approval) -> dict[str, str]:
+    """Who may decide ``approval`` now (id -> email): its users and its teams' members, active
+    people only (never service accounts), and not its requester unless the policy lets them
+    decide."""
     people = principals.active_people_among(
         session,
         user_ids=[ref.id for ref in approval.approvers if ref.kind == "user"],
         team_ids=[ref.id for ref in approval.approvers if ref.kind == "team"],
     )
-    may_decide_own = approval.policy.requester_can_decide
-    return [p for p in people if p.id != approval.requester_id or may_decide_own]
+    if not approval.policy.requester_can_decide:
+        people.pop(approval.requester_id, None)
+    return people
 
 
 @dataclass(frozen=True)
