@@ -10,7 +10,9 @@ targets:
              POST: one commit per request, and group commit (one writer commits everything
              queued, then answers each request). They show what this machine, this client
              and SQLite can do at all, so signoff's numbers can be read as a ratio.
-  create     POST /v1/approvals, with an Idempotency-Key as the SDK sends it.
+  create     POST /v1/approvals, with an Idempotency-Key as the SDK sends it. With --email,
+             SMTP is configured (a sink process that drops every message), so each create
+             also queues an email to its approver, which the in-process worker sends.
   decide     POST /v1/approvals/{id}/decisions on the approvals the create round made.
   callback   Round trip: create with a callback_url -> approve -> the signed approval.settled
              webhook reaches a receiver in this process that checks it with
@@ -29,7 +31,7 @@ SQLite always; PostgreSQL when ``--postgres URL`` or SIGNOFF_BENCH_POSTGRES_URL 
 (a database is created for the run and dropped after). ``--profile`` samples the server with
 py-spy during one extra SQLite create round. A JSON copy of the results goes to bench/results/.
 
-    .venv/bin/python bench/gates.py [--quick] [--postgres URL] [--scenarios create,decide,idle]
+    .venv/bin/python bench/gates.py [--quick] [--email] [--postgres URL] [--scenarios create,...]
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Config:
     profile: bool
     client: str
     quick: bool
+    email: bool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -121,6 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     parser.add_argument("--postgres", help="PostgreSQL admin URL; else $SIGNOFF_BENCH_POSTGRES_URL")
     parser.add_argument("--profile", action="store_true", help="py-spy the SQLite create load")
+    parser.add_argument(
+        "--email", action="store_true", help="configure SMTP (a local sink): approvers are emailed"
+    )
     parser.add_argument(
         "--client", choices=("raw", "httpx"), default="raw", help="the load's HTTP client"
     )
@@ -148,6 +154,7 @@ def make_config(args: argparse.Namespace) -> Config:
         profile=args.profile,
         client=args.client,
         quick=quick,
+        email=args.email,
     )
 
 
@@ -382,21 +389,53 @@ async def spawned(
         await asyncio.to_thread(stop_process, process)
 
 
-def signoff_env(database_url: str, port: int) -> dict[str, str]:
+def signoff_env(database_url: str, port: int, smtp_port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    return env | {
+    env |= {
         "SIGNOFF_DATABASE_URL": database_url,
         "SIGNOFF_ADMIN_API_KEY": ADMIN_KEY,
         "SIGNOFF_PUBLIC_URL": f"http://{HOST}:{port}",
         "SIGNOFF_LOG_LEVEL": "warning",
         "SIGNOFF_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the benchmark's receiver
     }
+    if smtp_port is not None:  # --email: approvers are emailed, to the sink
+        env |= {"SIGNOFF_SMTP_HOST": HOST, "SIGNOFF_SMTP_PORT": str(smtp_port)}
+        env["SIGNOFF_SMTP_SECURITY"] = "none"
+    return env
 
 
-def signoff_server(database_url: str, workdir: Path, name: str) -> Any:
+def signoff_server(
+    database_url: str, workdir: Path, name: str, smtp_port: int | None = None
+) -> Any:
     port = free_port()
     argv = [str(BIN / "signoff"), "server", "run", "--host", HOST, "--port", str(port)]
-    return spawned(name, argv, signoff_env(database_url, port), workdir)
+    return spawned(name, argv, signoff_env(database_url, port, smtp_port), workdir)
+
+
+@contextlib.contextmanager
+def smtp_sink(workdir: Path) -> Iterator[int]:
+    """An SMTP server on loopback that accepts every message and keeps none (aiosmtpd's
+    ``Sink``), in its own process; its port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{HOST}:{port}"]
+    argv += ["-c", "aiosmtpd.handlers.Sink"]
+    with (workdir / "smtp-sink.log").open("wb") as out:
+        popen = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    sink = Process("smtp-sink", f"smtp://{HOST}:{port}", popen, workdir / "smtp-sink.log")
+    try:
+        deadline = time.monotonic() + 30
+        while not _accepts(port):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the SMTP sink did not start:\n{sink.tail()}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        stop_process(sink)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) == 0
 
 
 # --- HTTP clients ----------------------------------------------------------------------------
@@ -844,9 +883,11 @@ async def bench_load(config: Config, backend: Backend, workdir: Path, report: Re
     wanted = [s for s in LOAD_SCENARIOS if s in config.scenarios]
     if not wanted:
         return
-    log(f"[{backend.name}] load: {', '.join(wanted)}")
-    with backend.fresh(workdir) as url:
-        server = signoff_server(url, workdir, f"signoff-{backend.name}")
+    emailed = " (approvers emailed)" if config.email else ""
+    log(f"[{backend.name}] load: {', '.join(wanted)}{emailed}")
+    with backend.fresh(workdir) as url, contextlib.ExitStack() as stack:
+        smtp_port = stack.enter_context(smtp_sink(workdir)) if config.email else None
+        server = signoff_server(url, workdir, f"signoff-{backend.name}", smtp_port)
         async with server as process, http_client(process.url, config.client) as http:
             api = Signoff(http, await setup_actors(http))
             await run_load(create_op(api, deque()), config.warmup, process.pid)

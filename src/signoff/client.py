@@ -600,6 +600,7 @@ class Policies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -613,6 +614,7 @@ class Policies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -629,6 +631,7 @@ class Policies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -642,6 +645,7 @@ class Policies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -964,6 +968,7 @@ class AsyncPolicies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -975,6 +980,7 @@ class AsyncPolicies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }
@@ -991,6 +997,7 @@ class AsyncPolicies:
         requester_can_decide: bool = False,
         comment_required: bool = False,
         form: dict[str, Any] | None = None,
+        link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
     ) -> schemas.PolicyPublic:
@@ -1002,6 +1009,7 @@ class AsyncPolicies:
             "requester_can_decide": requester_can_decide,
             "comment_required": comment_required,
             "form": form,
+            "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
         }

@@ -6,7 +6,7 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
-                        InvitationNotFound, PolicyNotFound, DeliveryNotFound
+                        InvitationNotFound, PolicyNotFound, DeliveryNotFound, LinkNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision, DeliveryNotDead
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
@@ -14,7 +14,8 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
                         InsufficientScope, CsrfFailed, AccountDisabled, GroupNotAllowed
   x Unauthenticated     InvalidSignature, InvalidCredentials, OidcFailed
-  x InvalidLink         (410: an emailed link that is not genuine, expired, used or revoked)
+  x InvalidLink         (410: an emailed link that is not genuine, expired, used or revoked;
+                        a decision link that is not genuine is a LinkNotFound)
   x TooManyAttempts     (429: sign-in refused for a while)
   x StoreUnavailable    (driver error kept as __cause__)
   x SchemaBehind        (the database needs ``signoff db upgrade``)
@@ -80,6 +81,14 @@ class PolicyNotFound(NotFound):
 class DeliveryNotFound(NotFound):
     code = "delivery_not_found"
     title = "No such delivery"
+
+
+class LinkNotFound(NotFound):
+    """A decision link this server did not make as it stands: mistyped, cut short, altered,
+    or for an approval that does not exist (the page does not say which)."""
+
+    code = "link_not_found"
+    title = "This link is not valid"
 
 
 class Conflict(SignoffError):
@@ -234,7 +243,8 @@ class InvalidCredentials(Unauthenticated):
 
 
 class InvalidLink(SignoffError):
-    """An invitation or password-reset link that is not genuine, expired, used or revoked."""
+    """An invitation or password-reset link that is not genuine, expired, used or revoked;
+    a decision link past its approval's deadline."""
 
     code = "invalid_link"
     status = 410

@@ -52,6 +52,11 @@ class PolicySpec(_Model):
     form: dict[str, Any] | None = Field(
         default=None, description="JSON Schema that approve decisions' form data must match."
     )
+    link_requires_login: bool = Field(
+        default=False,
+        description="Whether an emailed decision link needs its approver signed in as well; "
+        "false: the link alone decides.",
+    )
 
 
 class ApprovalPolicy(BaseModel):
@@ -66,6 +71,7 @@ class ApprovalPolicy(BaseModel):
     requester_can_decide: bool
     comment_required: bool
     form: dict[str, Any] | None
+    link_requires_login: bool
 
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -204,6 +210,7 @@ class PolicyPublic(BaseModel):
     requester_can_decide: bool
     comment_required: bool
     form: dict[str, Any] | None
+    link_requires_login: bool
     timeout_seconds: int | None
     on_timeout: OnTimeout | None
     created_at: datetime

@@ -120,7 +120,9 @@ class Settings(BaseSettings):
         default=3600, ge=60, description="How long a password-reset link works."
     )
     smtp_host: str | None = Field(
-        default=None, description="SMTP server for email; unset: email deliveries fail."
+        default=None,
+        description="SMTP server for email; unset: approvals email nobody, and invitations "
+        "and password resets fail to send.",
     )
     smtp_port: int | None = Field(
         default=None, description="Default 587 with starttls, 465 with tls, 25 with none."
@@ -232,6 +234,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.smtp_host is not None
 
     @property
     def oidc_enabled(self) -> bool:

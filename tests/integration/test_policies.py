@@ -165,6 +165,7 @@ def test_an_approval_by_name_takes_the_policy_and_keeps_it_after_an_edit(api):
         "requester_can_decide": False,
         "comment_required": True,
         "form": None,
+        "link_requires_login": False,
     }
     looser = {"approvers": ["pipeline@example.com"], "requester_can_decide": True}
     api["admin"].put("/v1/policies/prod-promotion", json=looser).raise_for_status()
@@ -224,12 +225,17 @@ def test_openapi_describes_policies_and_approvals_that_name_them(server):
 def test_the_sdk_manages_policies_and_creates_approvals_by_name(sdk):
     admin, pipeline = sdk["admin"], sdk["pipeline"]
     made = admin.policies.create(
-        "prod-promotion", approvers=["team:model-approvers-prod"], quorum=2, comment_required=True
+        "prod-promotion",
+        approvers=["team:model-approvers-prod"],
+        quorum=2,
+        comment_required=True,
+        link_requires_login=True,
     )
     assert pipeline.policies.get("prod-promotion") == made
     assert pipeline.policies.list().items == [made]
     approval = pipeline.approvals.create(title="Promote v7?", policy="prod-promotion")
     assert (approval.policy.name, approval.policy.quorum) == ("prod-promotion", 2)
+    assert approval.policy.link_requires_login
     assert approval.token
     with pytest.raises(errors.InvalidInput) as refused:
         pipeline.approvals.create(title="t", policy="prod-promotion", approvers=["bob@example.com"])
@@ -242,6 +248,7 @@ def test_the_sdk_manages_policies_and_creates_approvals_by_name(sdk):
         "prod-promotion", approvers=["alice@example.com"], timeout="1h"
     )
     assert (replaced.quorum, replaced.timeout_seconds) == (1, 3600)
+    assert not replaced.link_requires_login
     assert pipeline.approvals.get(approval.id).policy == approval.policy
     assert admin.policies.delete("prod-promotion") is None
     with pytest.raises(errors.PolicyNotFound):

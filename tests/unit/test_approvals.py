@@ -11,8 +11,8 @@ from sqlalchemy import event
 from signoff import errors, schemas
 from signoff.domain import ids
 from signoff.domain.approvals import Status
-from signoff.domain.principals import Context, Principal, Role, system_context
-from signoff.services import approvals, policies
+from signoff.domain.principals import Context, Principal, Role, UserKind, system_context
+from signoff.services import approvals, policies, principals
 from signoff.store import outbox
 from signoff.store.engine import Database
 from tests import factories as f
@@ -456,6 +456,8 @@ def test_inline_requests_hash_as_before_named_policies(db, people):
     assert approvals._request_hash(spelled_out) == (
         "d6c26e6b3cae0e0423208ef57dd6404ec1e08afe3673953747ab5868694d273e"
     )
+    needs_login = f.approval_spec(policy={"link_requires_login": True})
+    assert approvals._request_hash(needs_login) != approvals._request_hash(f.approval_spec())
 
 
 def test_creating_from_a_named_policy_reads_it_once_and_looks_up_no_approver(
@@ -474,3 +476,90 @@ def test_creating_from_a_named_policy_reads_it_once_and_looks_up_no_approver(
     reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
     assert sum("FROM policies" in sql for sql in reads) == 1, reads
     assert not [sql for sql in reads if "FROM users" in sql or "FROM teams" in sql], reads
+
+
+def emailed_by(db: Database, requester: object, **overrides: object) -> list[str]:
+    """Create an approval with SMTP configured; whom its deliveries go to, checked against
+    whom its ``approval.created`` event names."""
+    created = approvals.create(
+        db,
+        f.context(db, requester),  # type: ignore[arg-type]
+        f.approval_spec(**overrides),
+        secret_key=f.SECRET_KEY,
+        email_approvers=True,
+    )
+    with db.read() as session:
+        [event] = outbox.events_of_subject(session, created.approval.id)
+        sent = outbox.deliveries_of_subject(session, created.approval.id)
+    assert {(d.event_type, d.target_kind) for d in sent} <= {("approval.created", "email")}
+    targets = [d.target for d in sent]
+    assert sorted(targets) == [person["email"] for person in event.data["emailed"]]
+    return sorted(targets)
+
+
+def test_creating_emails_named_users_and_the_members_of_named_teams_once_each(db, people):
+    f.team(db, "reviewers", "alice@example.com", "carol@example.com")
+    approvers = ["alice@example.com", "team:data-owners", "team:reviewers"]
+    assert emailed_by(db, people["pipeline"], approvers=approvers) == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+    ]
+
+
+def test_service_accounts_and_disabled_people_are_not_emailed(db, people):
+    principals.create_user(db, f.CLI, email="etl@example.com", kind=UserKind.SERVICE)
+    principals.add_member(db, f.CLI, team="data-owners", user="etl@example.com")
+    principals.update_user(db, f.CLI, "bob@example.com", is_active=False)
+    approvers = ["team:data-owners", "etl@example.com", "bob@example.com"]
+    assert emailed_by(db, people["pipeline"], approvers=approvers) == ["alice@example.com"]
+
+
+def test_the_requester_is_emailed_only_when_the_policy_lets_them_decide(db, people):
+    approvers = ["team:data-owners"]
+    assert emailed_by(db, people["alice"], approvers=approvers) == ["bob@example.com"]
+    own = {"requester_can_decide": True}
+    assert emailed_by(db, people["alice"], approvers=approvers, policy=own) == [
+        "alice@example.com",
+        "bob@example.com",
+    ]
+
+
+def test_an_approval_made_from_a_named_policy_emails_its_teams_members_as_they_are_now(
+    db, people, prod_promotion
+):
+    f.user(db, "dave@example.com", teams=("data-owners",))
+    assert emailed_by(db, people["pipeline"], approvers=None, policy="prod-promotion") == [
+        "alice@example.com",
+        "bob@example.com",
+        "dave@example.com",
+    ]
+
+
+def test_without_smtp_nobody_is_emailed_and_the_event_says_so(db, people):
+    approval = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
+    with db.read() as session:
+        [event] = outbox.events_of_subject(session, approval.id)
+        assert outbox.deliveries_of_subject(session, approval.id) == []
+    assert event.data["emailed"] == []
+
+
+def test_whom_to_email_costs_one_query_whatever_the_number_of_teams(db, people):
+    for name in ("a", "b", "c"):
+        f.team(db, name, "carol@example.com")
+    statements: list[str] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    approvers = ["alice@example.com", "team:data-owners", "team:a", "team:b", "team:c"]
+    spec = f.approval_spec(approvers=approvers)
+    ctx = f.context(db, people["pipeline"])
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        approvals.create(db, ctx, spec, secret_key=f.SECRET_KEY, email_approvers=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    members = [sql for sql in statements if "FROM team_members" in sql]
+    assert len(members) == 1, members
+    assert sum("INSERT INTO deliveries" in sql for sql in statements) == 1, statements

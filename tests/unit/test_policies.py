@@ -172,6 +172,13 @@ def test_an_approvals_policy_says_which_named_policy_it_came_from():
     assert "name" not in policies.Policy(name="prod-promotion").rules_json()
 
 
+def test_rules_stored_before_link_requires_login_existed_read_as_the_link_alone_deciding():
+    stored = policies.Policy(comment_required=True).rules_json()
+    assert stored.pop("link_requires_login") is False
+    assert policies.Policy(**stored) == policies.Policy(comment_required=True)
+    assert policies.Policy(**stored, link_requires_login=True).rules_json()["link_requires_login"]
+
+
 @pytest.fixture
 def people(db: Database) -> dict[str, Context]:
     """Contexts of an admin and a member, and teams ``owners`` and ``model-approvers-prod``."""

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from signoff.domain.deliveries import DeliveryStatus
-from signoff.store import approvals, outbox, policies
+from signoff.store import approvals, outbox, policies, principals
 from signoff.store.engine import Database
 
 
@@ -116,3 +116,18 @@ def test_the_deliveries_of_one_subject_come_from_the_subject_index(sqlite):
             ),
         )
     assert plan.startswith("SEARCH events USING INDEX ix_events_subject (subject=?)"), plan
+
+
+def test_whom_a_create_emails_is_found_by_primary_key_and_the_members_index(sqlite):
+    with sqlite.read() as session:
+        (users_only,) = explained(
+            session, lambda s: principals.active_people_among(s, ["usr_1", "usr_2"], [])
+        )
+        (with_teams,) = explained(
+            session, lambda s: principals.active_people_among(s, ["usr_1"], ["team_1", "team_2"])
+        )
+    assert users_only.startswith("SEARCH users USING INDEX"), users_only
+    assert "SCAN" not in users_only
+    assert "SEARCH team_members USING COVERING INDEX" in with_teams, with_teams
+    assert "SCAN users" not in with_teams
+    assert "TEMP B-TREE" not in users_only + with_teams

@@ -40,6 +40,9 @@ Quorum = Annotated[int, typer.Option(help="Approvals needed to approve.")]
 Rejections = Annotated[int, typer.Option(help="Rejections that reject (1: any).")]
 RequesterCanDecide = Annotated[bool, typer.Option(help="May the requester decide?")]
 CommentRequired = Annotated[bool, typer.Option(help="Must every decision carry a comment?")]
+LinkRequiresLogin = Annotated[
+    bool, typer.Option(help="Must an emailed decision link's approver also be signed in?")
+]
 Form = Annotated[str | None, typer.Option(help="JSON Schema that decision form data must match.")]
 Timeout = Annotated[
     str | None, typer.Option(help="Fix every approval's timeout, e.g. 4h (default: theirs).")
@@ -59,6 +62,7 @@ def create(
     rejections_to_reject: Rejections = 1,
     requester_can_decide: RequesterCanDecide = False,
     comment_required: CommentRequired = False,
+    link_requires_login: LinkRequiresLogin = False,
     form: Form = None,
     timeout: Timeout = None,
     on_timeout: OnTimeout = None,
@@ -78,6 +82,7 @@ def create(
         "rejections_to_reject": rejections_to_reject,
         "requester_can_decide": requester_can_decide,
         "comment_required": comment_required,
+        "link_requires_login": link_requires_login,
     }
     spec = _parsed(schemas.PolicyCreate, {"name": name} | fields | rules)
     with database() as (db, ctx):
@@ -97,6 +102,7 @@ def replace(
     rejections_to_reject: Rejections = 1,
     requester_can_decide: RequesterCanDecide = False,
     comment_required: CommentRequired = False,
+    link_requires_login: LinkRequiresLogin = False,
     form: Form = None,
     timeout: Timeout = None,
     on_timeout: OnTimeout = None,
@@ -112,6 +118,7 @@ def replace(
         "rejections_to_reject": rejections_to_reject,
         "requester_can_decide": requester_can_decide,
         "comment_required": comment_required,
+        "link_requires_login": link_requires_login,
     }
     spec = _parsed(schemas.PolicyReplace, fields | rules)
     with database() as (db, ctx):
@@ -215,7 +222,8 @@ def _show(policy: NamedPolicy, as_json: bool) -> None:
     typer.echo(
         f"  quorum {public.quorum}; rejections to reject {public.rejections_to_reject}; "
         f"requester can decide: {_yes_no(public.requester_can_decide)}; "
-        f"comment required: {_yes_no(public.comment_required)}"
+        f"comment required: {_yes_no(public.comment_required)}; "
+        f"link requires login: {_yes_no(public.link_requires_login)}"
     )
     timeout = format_duration(public.timeout_seconds) if public.timeout_seconds else OPEN
     typer.echo(f"  timeout: {timeout}; on timeout: {public.on_timeout or OPEN}")

@@ -7,6 +7,7 @@ apply that inside one transaction with the approval row locked.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -177,6 +178,30 @@ def outcome(status: Status, reason: Reason, last: Decision | None = None) -> dic
             "form": last.form,
         }
     return result
+
+
+def readable_context(
+    context: dict[str, Any], *, max_items: int = 20, max_chars: int = 200
+) -> tuple[list[tuple[str, str]], int]:
+    """The context's top-level entries as (key, text) pairs for people to read, and how many
+    entries did not fit: strings as they are, anything else as compact JSON, each cut to
+    ``max_chars``. Never markup: whoever shows them escapes them."""
+    shown = [
+        (shortened(str(key), 60), shortened(_as_text(value), max_chars))
+        for key, value in list(context.items())[:max_items]
+    ]
+    return shown, max(0, len(context) - max_items)
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text``, cut to at most ``limit`` characters, the last an ellipsis, when longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def as_json(approval: Approval) -> dict[str, Any]:

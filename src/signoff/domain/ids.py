@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
+from datetime import datetime
+from typing import NamedTuple
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
@@ -104,3 +107,45 @@ def is_genuine_link(secret_key: str, purpose: str, token: str, nonce: str) -> bo
     if object_id is None:
         return False
     return hmac.compare_digest(link_token(secret_key, purpose, object_id, nonce), token)
+
+
+class DecisionLink(NamedTuple):
+    """What a decision link says: whose decision on which approval, and which verdict."""
+
+    approval_id: str
+    user_id: str
+    verdict: str
+
+
+_DECISION_LINK = re.compile(r"([a-z]+_[0-9a-z]+)\.([a-z]+_[0-9a-z]+)\.([a-z]+)\.([0-9a-f]{64})")
+
+
+def decision_link_token(
+    secret_key: str, approval_id: str, user_id: str, verdict: str, expires_at: datetime
+) -> str:
+    """The secret part of an emailed decision link (``/decide/<token>``): the approval, the
+    approver and the verdict in the clear, and an HMAC under the server key over them and the
+    second the link expires (the approval's deadline). Nothing is stored: the approval's row
+    has all it takes to check one, and a decision per approver is unique, which makes the link
+    single-use."""
+    expires = int(expires_at.timestamp())
+    message = f"decision-link:{approval_id}:{user_id}:{verdict}:{expires}"
+    mac = hmac.new(secret_key.encode(), message.encode(), hashlib.sha256)
+    return f"{approval_id}.{user_id}.{verdict}.{mac.hexdigest()}"
+
+
+def decision_link_of(token: str) -> DecisionLink | None:
+    """What a decision link token names, before its MAC is checked; None when it has not
+    even the shape of one."""
+    found = _DECISION_LINK.fullmatch(token)
+    return DecisionLink(*found.groups()[:3]) if found else None
+
+
+def is_genuine_decision_link(secret_key: str, token: str, expires_at: datetime) -> bool:
+    """Whether ``token`` was made under ``secret_key`` for what it names and for a link that
+    expires at ``expires_at``, compared in constant time."""
+    link = decision_link_of(token)
+    if link is None:
+        return False
+    expected = decision_link_token(secret_key, *link, expires_at=expires_at)
+    return hmac.compare_digest(expected, token)

@@ -55,6 +55,8 @@ class Policy:
     requester_can_decide: bool = False
     comment_required: bool = False
     form: dict[str, Any] | None = field(default=None, hash=False)
+    # An emailed decision link alone decides (False), or its approver must also be signed in.
+    link_requires_login: bool = False
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -74,6 +76,7 @@ class Policy:
             "requester_can_decide": self.requester_can_decide,
             "comment_required": self.comment_required,
             "form": self.form,
+            "link_requires_login": self.link_requires_login,
         }
 
 
@@ -146,6 +149,21 @@ class NamedPolicy:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+def rules_in_words(rules: dict[str, Any]) -> list[str]:
+    """Decision rules (``Policy.rules_json()``, as an approval's JSON carries them) as short
+    sentences for an approver."""
+    quorum, rejections = rules["quorum"], rules["rejections_to_reject"]
+    found = [
+        "One approval approves it." if quorum == 1 else f"{quorum} approvals approve it.",
+        "Any rejection rejects it." if rejections == 1 else f"{rejections} rejections reject it.",
+    ]
+    if rules["comment_required"]:
+        found.append("Every decision needs a comment.")
+    if rules["form"] is not None:
+        found.append("Approving asks for a few details.")
+    return found
 
 
 def check_policy_name(name: str) -> None:

@@ -51,16 +51,20 @@ def create(
     idempotency_key: str | None = None,
     now: datetime | None = None,
     allowed_networks: Collection[destinations.Network] = (),
+    email_approvers: bool = False,
 ) -> Created:
     """Open an approval. A ``callback_url`` at a private or loopback address is refused
-    unless it is in ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``)."""
+    unless it is in ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``). With
+    ``email_approvers`` (SMTP is configured), each person who may decide it is emailed."""
     user = _require_user(ctx)
     ctx.principal.require(Scope.APPROVALS_WRITE)
     if spec.callback_url is not None:
         destinations.check_url(str(spec.callback_url), allowed_networks, field="callback_url")
     request_hash = _request_hash(spec)
     try:
-        return _create(db, ctx, user, spec, secret_key, idempotency_key, request_hash, now)
+        return _create(
+            db, ctx, user, spec, secret_key, idempotency_key, request_hash, now, email_approvers
+        )
     except errors.Conflict as exc:
         # Two requests with one Idempotency-Key raced on PostgreSQL; the loser replays.
         if type(exc) is not errors.Conflict or idempotency_key is None:
@@ -81,6 +85,7 @@ def _create(
     idempotency_key: str | None,
     request_hash: str,
     now: datetime | None,
+    email_approvers: bool,
 ) -> Created:
     approvals.check_sizes(spec.title, spec.body, len(json.dumps(spec.context)))
     # A policy name, or the request's own rules and approvers (checked before the write).
@@ -118,19 +123,47 @@ def _create(
             callback_url=str(spec.callback_url) if spec.callback_url else None,
         )
         store.insert_approval(session, approval, idempotency_key, request_hash)
-        journal.record(
-            session,
-            ctx,
-            at=now,
-            action="approval.create",
-            object_type="approval",
-            object_id=approval.id,
-            after=_summary(approval),
-            event_type=events.APPROVAL_CREATED,
-            event_data=approvals.as_json(approval),
-        )
+        _announce(db, session, ctx, approval, email_approvers=email_approvers)
         db.notify(session, SCHEDULE, f"{approval.due_at.timestamp():.3f}")
     return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
+
+
+def _announce(
+    db: Database, session: Session, ctx: Context, approval: Approval, *, email_approvers: bool
+) -> None:
+    """The ``approval.created`` event and audit entry, and an email to each person who may
+    decide. The event names whom it emailed (``emailed``), which is how the email sender knows
+    whose decision links to put in each message; nothing in it makes a link."""
+    emailed = _people_to_email(session, approval) if email_approvers else {}
+    data = approvals.as_json(approval)
+    data["emailed"] = [{"user_id": user_id, "email": email} for user_id, email in emailed.items()]
+    event = journal.record(
+        session,
+        ctx,
+        at=approval.created_at,
+        action="approval.create",
+        object_type="approval",
+        object_id=approval.id,
+        after=_summary(approval),
+        event_type=events.APPROVAL_CREATED,
+        event_data=data,
+    )
+    assert event is not None
+    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *emailed.values())
+
+
+def _people_to_email(session: Session, approval: Approval) -> dict[str, str]:
+    """Who may decide ``approval`` now (id -> email): its users and its teams' members, active
+    people only (never service accounts), and not its requester unless the policy lets them
+    decide."""
+    people = principals.active_people_among(
+        session,
+        user_ids=[ref.id for ref in approval.approvers if ref.kind == "user"],
+        team_ids=[ref.id for ref in approval.approvers if ref.kind == "team"],
+    )
+    if not approval.policy.requester_can_decide:
+        people.pop(approval.requester_id, None)
+    return people
 
 
 @dataclass(frozen=True)
@@ -250,48 +283,79 @@ def decide(
     """Record one approver's verdict; settle the approval when the policy is met."""
     user = _require_user(ctx)
     ctx.principal.require(Scope.APPROVALS_DECIDE)
-    verdict = approvals.Verdict(spec.verdict)
     now = now or datetime.now(UTC)
     with db.write() as session:
         approval = store.get_approval(session, approval_id, for_update=True)
         _check_can_see(session, ctx, approval)
-        approvals.check_can_decide(
+        record_decision(
+            db,
+            session,
+            ctx,
             approval,
-            user_id=user.id,
-            team_ids=set(principals.team_ids_of(session, user.id)),
-            verdict=verdict,
-            comment=spec.comment,
-            form=spec.form,
-        )
-        decision = approvals.Decision(
-            id=ids.new_id("dec"),
-            approval_id=approval.id,
-            user_id=user.id,
-            user_email=user.email,
-            verdict=verdict,
+            team_ids=principals.team_ids_of(session, user.id),
+            verdict=approvals.Verdict(spec.verdict),
             comment=spec.comment,
             form=spec.form,
             channel=channel or approvals.Channel(spec.channel),
-            decided_at=now,
+            now=now,
         )
-        store.insert_decision(session, decision)
-        approval.decisions.append(decision)
-        decision_json = approvals.decision_json(decision)
-        journal.record(
-            session,
-            ctx,
-            at=now,
-            action="approval.decide",
-            object_type="approval",
-            object_id=approval.id,
-            after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
-            event_type=events.APPROVAL_DECIDED,
-            event_data={"approval_id": approval.id, "decision": decision_json},
-        )
-        settled_as = approvals.settlement(approval.policy, approval.decisions)
-        if settled_as is not None:
-            _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
     return approval
+
+
+def record_decision(
+    db: Database,
+    session: Session,
+    ctx: Context,
+    approval: Approval,
+    *,
+    team_ids: frozenset[str],
+    verdict: approvals.Verdict,
+    comment: str,
+    form: dict[str, Any] | None,
+    channel: approvals.Channel,
+    now: datetime,
+) -> None:
+    """Check and record the decision of ``ctx``'s user (a member of ``team_ids``) on
+    ``approval``, which the caller has locked in ``session``; with its event and audit entry,
+    and the settlement when the policy is met. For ``decide`` and the other ways to decide
+    (``services/decision_links``)."""
+    user = _require_user(ctx)
+    approvals.check_can_decide(
+        approval,
+        user_id=user.id,
+        team_ids=set(team_ids),
+        verdict=verdict,
+        comment=comment,
+        form=form,
+    )
+    decision = approvals.Decision(
+        id=ids.new_id("dec"),
+        approval_id=approval.id,
+        user_id=user.id,
+        user_email=user.email,
+        verdict=verdict,
+        comment=comment,
+        form=form,
+        channel=channel,
+        decided_at=now,
+    )
+    store.insert_decision(session, decision)
+    approval.decisions.append(decision)
+    decision_json = approvals.decision_json(decision)
+    journal.record(
+        session,
+        ctx,
+        at=now,
+        action="approval.decide",
+        object_type="approval",
+        object_id=approval.id,
+        after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
+        event_type=events.APPROVAL_DECIDED,
+        event_data={"approval_id": approval.id, "decision": decision_json},
+    )
+    settled_as = approvals.settlement(approval.policy, approval.decisions)
+    if settled_as is not None:
+        _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
 
 
 def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") -> Approval:
@@ -427,8 +491,8 @@ def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:
         kind, _, name = ref.partition(":") if ":" in ref else ("user", "", ref)
         try:
             if kind == "team":
-                team = principals.get_team(session, name)
-                resolved[("team", team.id)] = ApproverRef("team", team.id, team.name)
+                team_id, team_name = principals.get_team_id_and_name(session, name)
+                resolved[("team", team_id)] = ApproverRef("team", team_id, team_name)
             elif kind == "user":
                 user = principals.get_user(session, name.lower() if "@" in name else name)
                 resolved[("user", user.id)] = ApproverRef("user", user.id, user.email)
@@ -443,11 +507,15 @@ def _request_hash(spec: schemas.ApprovalCreate) -> str:
     """What the request asks for, as a digest. A policy name (a string) and inline rules (an
     object) never hash alike. For inline rules an omitted timeout or on_timeout hashes as the
     default it stands for, as it did before they could be omitted; with a name, omitting one
-    (take the policy's) and giving one are different requests."""
+    (take the policy's) and giving one are different requests. A rule added since
+    (``link_requires_login``) is left out while it has its default, so hashes stored before
+    it existed keep matching."""
     asked = spec.model_dump(mode="json")
     if not isinstance(spec.policy, str):
         asked["timeout"] = "24h" if spec.timeout is None else asked["timeout"]
         asked["on_timeout"] = spec.on_timeout or policies.OnTimeout.REJECT.value
+        if not spec.policy.link_requires_login:
+            del asked["policy"]["link_requires_login"]
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -74,14 +74,15 @@ def deliver(
     session: Session,
     event: events.Event,
     target_kind: deliveries.TargetKind,
-    target: str,
+    *targets: str,
 ) -> None:
-    """Hand ``event`` to the dispatcher for one destination, in the event's transaction."""
-    outbox.insert_delivery(
+    """Hand ``event`` to the dispatcher for each of ``targets``, in the event's transaction."""
+    if not targets:
+        return
+    outbox.insert_deliveries(
         session,
-        delivery_id=ids.new_sortable_id("msg"),
         event=event,
         target_kind=target_kind,
-        target=target,
+        targets={ids.new_sortable_id("msg"): target for target in targets},
     )
     db.notify(session, DELIVERY)

@@ -34,26 +34,30 @@ def insert_event(session: Session, event: events.Event) -> None:
     )
 
 
-def insert_delivery(
+def insert_deliveries(
     session: Session,
     *,
-    delivery_id: str,
     event: events.Event,
     target_kind: deliveries.TargetKind,
-    target: str,
+    targets: dict[str, str],
 ) -> None:
+    """One delivery of ``event`` per entry of ``targets`` (delivery id -> target), in one
+    statement."""
     session.execute(
         _INSERT_DELIVERY,
-        {
-            "id": delivery_id,
-            "event_id": event.id,
-            "target_kind": target_kind.value,
-            "target": target,
-            "status": DeliveryStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": event.occurred_at,
-            "created_at": event.occurred_at,
-        },
+        [
+            {
+                "id": delivery_id,
+                "event_id": event.id,
+                "target_kind": target_kind.value,
+                "target": target,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": event.occurred_at,
+                "created_at": event.occurred_at,
+            }
+            for delivery_id, target in targets.items()
+        ],
     )
 
 

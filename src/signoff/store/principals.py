@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from signoff import errors
@@ -24,6 +25,24 @@ _KEY_AND_USER_BY_HASH = (
     .where(_keys.c.key_hash == bindparam("key_hash"))
 )
 _KEY_COLUMNS = len(_keys.c)
+_IS_ACTIVE_PERSON = (
+    _users.c.is_active.is_(True),
+    _users.c.kind == principals.UserKind.PERSON.value,
+)
+_PEOPLE_BY_ID = select(_users.c.id, _users.c.email).where(
+    _users.c.id.in_(bindparam("user_ids", expanding=True)), *_IS_ACTIVE_PERSON
+)
+_PEOPLE_AMONG = select(_users.c.id, _users.c.email).where(
+    or_(
+        _users.c.id.in_(bindparam("user_ids", expanding=True)),
+        _users.c.id.in_(
+            select(_members.c.user_id).where(
+                _members.c.team_id.in_(bindparam("team_ids", expanding=True))
+            )
+        ),
+    ),
+    *_IS_ACTIVE_PERSON,
+)
 
 
 def user_of_row(row: Any) -> principals.User:
@@ -116,13 +135,23 @@ def find_team_by_name(session: Session, name: str) -> principals.Team | None:
 
 
 def get_team(session: Session, id_or_name: str) -> principals.Team:
+    return _team(session, _team_row(session, id_or_name))
+
+
+def get_team_id_and_name(session: Session, id_or_name: str) -> tuple[str, str]:
+    """The id and name of a team, without reading its members (``get_team`` does)."""
+    row = _team_row(session, id_or_name)
+    return row.id, row.name
+
+
+def _team_row(session: Session, id_or_name: str) -> TeamRow:
     row = (
         session.get(TeamRow, id_or_name)
         or session.scalars(select(TeamRow).where(TeamRow.name == id_or_name)).one_or_none()
     )
     if row is None:
         raise errors.TeamNotFound(f"no team {id_or_name!r}")
-    return _team(session, row)
+    return row
 
 
 def list_teams(session: Session) -> list[principals.Team]:
@@ -160,6 +189,20 @@ def remove_member(session: Session, team_id: str, user_id: str) -> bool:
 
 def team_ids_of(session: Session, user_id: str) -> frozenset[str]:
     return frozenset(session.scalars(_TEAM_IDS_OF, {"user_id": user_id}))
+
+
+def active_people_among(
+    session: Session, user_ids: Collection[str], team_ids: Collection[str]
+) -> dict[str, str]:
+    """The id and email of each active person (never a service account) among ``user_ids``
+    and the members of ``team_ids`` now, each once, in email order: one query whatever the
+    number of teams."""
+    if team_ids:
+        query, params = _PEOPLE_AMONG, {"user_ids": list(user_ids), "team_ids": list(team_ids)}
+    else:  # no team: a plainer statement than one with an empty IN (...)
+        query, params = _PEOPLE_BY_ID, {"user_ids": list(user_ids)}
+    found = sorted(session.execute(query, params), key=lambda row: row.email)
+    return {row.id: row.email for row in found}
 
 
 def insert_api_key(session: Session, key: principals.ApiKey, key_hash: str) -> None:

@@ -38,6 +38,7 @@ def create_approval(
         secret_key=runtime.keys.secret_key,
         idempotency_key=idempotency_key,
         allowed_networks=runtime.settings.webhook_allowed_networks,
+        email_approvers=runtime.settings.email_enabled,
     )
     if created.replayed:
         response.status_code = 200

@@ -134,7 +134,15 @@ def sign_in_redirect(next_url: str) -> RedirectResponse:
     return redirect(f"/login?next={quote(safe_next(next_url), safe='/')}")
 
 
-def error_page(request: Request, runtime: Runtime, exc: errors.SignoffError) -> HTMLResponse:
+def error_page(
+    request: Request, runtime: Runtime, exc: errors.SignoffError, visitor: Visitor | None = None
+) -> HTMLResponse:
     return page(
-        request, runtime, "error.html", status_code=exc.status, title=exc.title, detail=exc.detail
+        request,
+        runtime,
+        "error.html",
+        visitor=visitor,
+        status_code=exc.status,
+        title=exc.title,
+        detail=exc.detail,
     )

@@ -3,8 +3,10 @@ over SMTP with aiosmtplib (STARTTLS, implicit TLS or plain, with optional login)
 
 Templates live beside this module, one pair per event type (``<type>.html`` and
 ``<type>.txt``, the first line of the text one being the subject). Links that carry a secret
-are built here, from the event's nonce and the server key, so no sendable link is ever
-stored in the database.
+are built here, from the event's data and the server key, so no sendable link is ever
+stored in the database. An approval's email carries its recipient's own decision links when
+the ``approval.created`` event names them among those it emailed (``emailed``); anyone else
+it may reach gets the approval's address alone.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from signoff.domain import events, ids
+from signoff.domain import approvals, events, ids, policies
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK
+from signoff.domain.approvals import Verdict
 from signoff.domain.deliveries import AttemptResult, Delivery
 from signoff.settings import Settings
+
+MAX_BODY_CHARS = 4000  # of an approval's body in its email; the rest is a click away
 
 _templates = Environment(
     loader=PackageLoader("signoff.worker.senders", "templates"),
@@ -66,7 +71,9 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
         "public_url": base_url,
         "expires_at": _readable(event.data.get("expires_at")),
     }
-    values |= _links(event, base_url, secret_key)
+    values |= _links(delivery, base_url, secret_key)
+    if event.type == events.APPROVAL_CREATED:
+        values |= _approval_values(event.data)
     name = event.type.replace(".", "_")
     subject, _, text = _templates.get_template(f"{name}.txt").render(values).partition("\n")
     message = EmailMessage()
@@ -106,15 +113,58 @@ async def send(
     return _result(delivery, started, excerpt=answer[:1024])
 
 
-def _links(event: events.Event, public_url: str, secret_key: str) -> dict[str, Any]:
-    data = event.data
+def _links(delivery: Delivery, public_url: str, secret_key: str) -> dict[str, Any]:
+    event, data = delivery.event, delivery.event.data
     if event.type == events.INVITATION_SENT:
         token = ids.link_token(secret_key, INVITE_LINK, data["invitation_id"], data["link_nonce"])
         return {"link": f"{public_url}/invite/{token}"}
     if event.type == events.PASSWORD_RESET_REQUESTED:
         token = ids.link_token(secret_key, RESET_LINK, data["reset_id"], data["link_nonce"])
         return {"link": f"{public_url}/reset/{token}"}
+    if event.type == events.APPROVAL_CREATED:
+        return _decision_links(data, delivery.target, public_url, secret_key)
     return {}
+
+
+def _decision_links(
+    data: dict[str, Any], recipient: str, public_url: str, secret_key: str
+) -> dict[str, Any]:
+    """The approval's page, and ``recipient``'s own Approve and Reject links when the event
+    emailed them as one who may decide (expiring at the approval's deadline)."""
+    links: dict[str, Any] = {
+        "open_link": f"{public_url}/approvals/{data['id']}",
+        "approve_link": None,
+        "reject_link": None,
+    }
+    emailed = {person["email"]: person["user_id"] for person in data.get("emailed", [])}
+    user_id = emailed.get(recipient)
+    if user_id is not None:
+        deadline = datetime.fromisoformat(data["deadline_at"])
+        for verdict in Verdict:
+            token = ids.decision_link_token(secret_key, data["id"], user_id, verdict, deadline)
+            links[f"{verdict}_link"] = f"{public_url}/decide/{token}"
+    return links
+
+
+def _approval_values(data: dict[str, Any]) -> dict[str, Any]:
+    """What an approval's email shows: requesters' text is cut to a readable length, and is
+    never markup (the HTML templates escape it)."""
+    context, more = approvals.readable_context(data["context"])
+    return {
+        "title_line": approvals.shortened(" ".join(data["title"].split()), 150),
+        "body": approvals.shortened(data["body"].strip(), MAX_BODY_CHARS),
+        "context_rows": context,
+        "context_more": more,
+        "deadline": _readable(data["deadline_at"]),
+        "rules": _rules_in_words(data["policy"]),
+    }
+
+
+def _rules_in_words(rules: dict[str, Any]) -> list[str]:
+    found = policies.rules_in_words(rules)
+    if rules.get("link_requires_login"):  # events written before it existed lack it
+        found.append("The links ask you to sign in to signoff first.")
+    return found
 
 
 def _readable(value: object) -> str:

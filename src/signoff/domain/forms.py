@@ -1,0 +1,159 @@
+"""A decision as a person fills it in on a page: the comment, and the policy's decision form
+(a JSON Schema) as HTML fields, read back into the JSON the schema checks.
+
+A page shows each top-level property of the schema as one field: a text box for a string, a
+number box for a number or an integer, a checkbox for a boolean, a list to choose from for an
+``enum``, and a text area taking JSON for anything else (objects, arrays). What is posted is
+converted by the field's kind, then the schema judges it (``policies.form_errors``), so every
+problem is reported against the field a person can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from signoff.domain import policies
+from signoff.domain.approvals import Verdict
+
+MAX_COMMENT = 10_000  # characters; schemas.DecisionCreate allows the same over the API
+FIELD_PREFIX = "form."  # posted names of form fields, apart from "comment" and "csrf_token"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One property of the decision form as an HTML field."""
+
+    name: str  # the property's name; posted as FIELD_PREFIX + name
+    label: str
+    help: str
+    kind: str  # text | number | integer | boolean | choice | json
+    required: bool
+    choices: tuple[tuple[str, Any], ...] = ()  # (as shown and posted, the schema's value)
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+
+    @property
+    def posted_name(self) -> str:
+        return FIELD_PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A decision read from a page: what to record, or what to fix first."""
+
+    comment: str
+    form: dict[str, Any] | None
+    errors: dict[str, str] = field(default_factory=dict)  # "comment", a field's name, or ""
+
+
+def fields_of(schema: dict[str, Any] | None) -> list[Field]:
+    """The fields a page shows for ``schema``, in the schema's order."""
+    if schema is None:
+        return []
+    required = set(schema.get("required", []))
+    properties = schema.get("properties", {})
+    return [_field(name, spec, name in required) for name, spec in properties.items()]
+
+
+def read(
+    policy: policies.Policy, verdict: Verdict, comment: str, posted: Mapping[str, str]
+) -> Posted:
+    """The decision ``posted`` stands for under ``policy``, with every problem found, each
+    keyed by the field to fix. Form fields are read for approvals only, as the API checks
+    form data only for them; a rejection carries its reason in the comment."""
+    errors: dict[str, str] = {}
+    if policy.comment_required and not comment.strip():
+        errors["comment"] = "a comment is required"
+    elif len(comment) > MAX_COMMENT:
+        errors["comment"] = f"the comment must be at most {MAX_COMMENT:,} characters"
+    if policy.form is None or verdict is not Verdict.APPROVE:
+        return Posted(comment, None, errors)
+    data: dict[str, Any] = {}
+    for spec in fields_of(policy.form):
+        raw = posted.get(spec.posted_name, "")
+        value, wrong = _value(spec, raw.strip() if spec.kind != "json" else raw)
+        if wrong:
+            errors[spec.name] = wrong
+        elif value is not _MISSING:
+            data[spec.name] = value
+    field_errors = bool(set(errors) - {"comment"})
+    for problem in policies.form_errors(policy.form, data):
+        name = problem["field"].split("/", 1)[0]
+        if name or not field_errors:  # a field's own error already says what it lacks
+            errors.setdefault(name, problem["message"])
+    return Posted(comment, data, errors)
+
+
+_MISSING = object()  # a field left empty: not part of the form data
+
+
+def _field(name: str, spec: Any, required: bool) -> Field:
+    spec = spec if isinstance(spec, dict) else {}
+    kind = "choice" if "enum" in spec else _KINDS.get(_type_of(spec) or "", "json")
+    return Field(
+        name=name,
+        label=str(spec.get("title") or name.replace("_", " ").capitalize()),
+        help=str(spec.get("description", "")),
+        kind=kind,
+        required=required and kind != "boolean",  # an unticked box is false, never missing
+        choices=tuple((_as_text(value), value) for value in spec.get("enum", ())),
+        minimum=spec.get("minimum") if kind in ("number", "integer") else None,
+        maximum=spec.get("maximum") if kind in ("number", "integer") else None,
+        max_length=spec.get("maxLength") if kind == "text" else None,
+    )
+
+
+_KINDS = {"string": "text", "number": "number", "integer": "integer", "boolean": "boolean"}
+
+
+def _type_of(spec: dict[str, Any]) -> str | None:
+    kind = spec.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: the field is that type, or left empty
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def _value(spec: Field, raw: str) -> tuple[Any, str | None]:
+    """The JSON value of one posted field, or the problem with it."""
+    if spec.kind == "boolean":
+        return raw in ("on", "true"), None
+    if not raw.strip():
+        return _MISSING, "this field is required" if spec.required else None
+    if spec.kind == "choice":
+        return _choice(raw, spec.choices)
+    if spec.kind in ("number", "integer"):
+        return _number(raw, integer=spec.kind == "integer")
+    if spec.kind == "json":
+        try:
+            return json.loads(raw), None
+        except ValueError:
+            return _MISSING, 'this field takes JSON, such as [1, 2] or {"key": "value"}'
+    return raw, None
+
+
+def _choice(raw: str, choices: tuple[tuple[str, Any], ...]) -> tuple[Any, str | None]:
+    for shown, value in choices:
+        if raw == shown:
+            return value, None
+    return _MISSING, "choose one of the listed values"
+
+
+def _number(raw: str, *, integer: bool) -> tuple[Any, str | None]:
+    try:
+        number = float(raw)
+    except ValueError:
+        return _MISSING, "enter a whole number" if integer else "enter a number"
+    if not math.isfinite(number):
+        return _MISSING, "enter a number"
+    if integer:
+        return (int(number), None) if number.is_integer() else (_MISSING, "enter a whole number")
+    return (int(number) if number.is_integer() and "." not in raw else number), None
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,130 @@
+"""An approver's path from the emailed Approve link to a recorded decision, in headless
+Chromium: the confirmation page, a required comment left empty, the decided page, and a
+request whose title, body and context try to run script.
+
+tests/integration/test_decision_links.py has the same paths over plain HTTP; this adds what
+only a browser shows: nothing a requester wrote runs, and the page works with the keyboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from playwright.async_api import Dialog, Page, expect
+
+from signoff import AsyncClient
+from tests.browser.test_signin import PHONE, page_width
+from tests.conftest import RunningServer
+from tests.mailbox import Mailbox, text_of
+
+HOSTILE = '<script>alert("title")</script><img src=x onerror=alert(1)>'
+LINK = re.compile(r"https?://\S+/decide/\S+")
+
+
+@pytest.fixture
+def dialogs(page: Page) -> list[str]:
+    """Every alert, confirm or prompt the page opens (none must ever open)."""
+    opened: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        opened.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    return opened
+
+
+async def approve_link(
+    server: RunningServer, admin: AsyncClient, mailbox: Mailbox, **fields: object
+) -> str:
+    """Alice's Approve link from the email an approval made by a pipeline sends her."""
+    await admin.people.create_user("alice@example.com", name="Alice Liddell")
+    await admin.people.create_user("pipeline@example.com")
+    key = (await admin.people.create_key(user="pipeline@example.com")).key
+    async with AsyncClient(server.url, api_key=key) as pipeline:
+        await pipeline.approvals.create(approvers=["alice@example.com"], **fields)  # type: ignore[arg-type]
+    [message] = await asyncio.to_thread(mailbox.wait_for, "alice@example.com")
+    return str(LINK.findall(text_of(message))[0])
+
+
+async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_policy_asks_for(
+    server, admin, mailbox, page, screenshot, dialogs
+):
+    link = await approve_link(
+        server,
+        admin,
+        mailbox,
+        title="Apply batch 2026-11-22 for customer 42?",
+        body="6.4% of rows were flagged as anomalies.\nThe threshold is 6%.",
+        context={"customer": 42, "flagged_ratio": 0.064, "tables": ["orders", "refunds"]},
+        policy={"comment_required": True},
+    )
+    answer = await page.goto(link)
+    assert answer is not None
+    assert answer.status == 200
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Apply batch 2026-11-22 for customer 42?"
+    )
+    await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Approve as Alice Liddell")).to_be_visible()
+    await screenshot("decide-01-confirm")
+
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("alert")).to_contain_text("needs a change")
+    comment = page.get_by_label("Comment (required)")
+    await expect(comment).to_have_attribute("aria-invalid", "true")
+    await expect(comment).to_have_accessible_description("A comment is required.")
+    await screenshot("decide-02-comment-required")
+
+    await comment.fill("Checked the flagged rows: a known upstream backfill.")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Approve")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="You approved")).to_be_visible()
+    await expect(page.get_by_role("status")).to_have_text("The approval is now approved.")
+    await screenshot("decide-03-decided")
+
+    again = await page.goto(link)
+    assert again is not None
+    assert again.status == 409
+    await expect(page.get_by_role("heading", name="You already decided")).to_be_visible()
+    await expect(
+        page.get_by_text(re.compile(r"^Already decided by you at .*approved it"))
+    ).to_be_visible()
+    await screenshot("decide-04-already-decided")
+    assert dialogs == []
+
+
+async def test_a_hostile_request_is_shown_as_text_and_runs_nothing(
+    server, admin, mailbox, page, screenshot, dialogs
+):
+    link = await approve_link(
+        server, admin, mailbox, title=HOSTILE, body=HOSTILE, context={HOSTILE: HOSTILE}
+    )
+    await page.goto(link)
+    await expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE)
+    await expect(page.locator(".request-body")).to_have_text(HOSTILE)
+    await expect(page.locator(".context dt")).to_have_text(HOSTILE)
+    await expect(page.locator(".context dd")).to_have_text(HOSTILE)
+    assert await page.locator("script, main img").count() == 0
+    await screenshot("decide-05-hostile-request")
+
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("heading", name="You approved")).to_be_visible()
+    await expect(page.get_by_text(HOSTILE)).to_be_visible()
+    assert dialogs == []
+
+
+@pytest.mark.parametrize("context_options", [PHONE], indirect=True)
+async def test_a_phone_shows_the_confirmation_page_without_sideways_scrolling(
+    server, admin, mailbox, page, screenshot
+):
+    long_key = "upstream_partition_" * 3
+    context = {long_key: "s3://bucket/" + "very-long-path-segment/" * 8, "rows": 120000}
+    link = await approve_link(server, admin, mailbox, title="Apply batch 7?", context=context)
+    await page.goto(link)
+    await expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    await screenshot("decide-06-phone")
+    assert await page_width(page) == {"window": 390, "content": 390}

@@ -1,0 +1,112 @@
+"""A decision as a page reads it: the policy's JSON Schema form as HTML fields, and posted
+text back into typed form data with one message per field to fix."""
+
+from __future__ import annotations
+
+from signoff.domain import forms, policies
+from signoff.domain.approvals import Verdict
+
+SCHEMA = {
+    "type": "object",
+    "required": ["ticket", "rows", "risk"],
+    "properties": {
+        "ticket": {"type": "string", "pattern": "^CHG-[0-9]+$", "title": "Change ticket"},
+        "rows": {"type": "integer", "minimum": 1, "description": "Rows to apply."},
+        "ratio": {"type": ["number", "null"], "maximum": 1},
+        "risk": {"enum": ["low", "high", 3]},
+        "dry_run": {"type": "boolean"},
+        "tables": {"type": "array", "items": {"type": "string"}},
+    },
+}
+POLICY = policies.Policy(form=SCHEMA, comment_required=True)
+
+
+def read(verdict: Verdict = Verdict.APPROVE, comment: str = "ok", **posted: str) -> forms.Posted:
+    fields = {forms.FIELD_PREFIX + name: value for name, value in posted.items()}
+    return forms.read(POLICY, verdict, comment, fields)
+
+
+def test_each_property_becomes_a_field_of_its_kind_in_schema_order():
+    fields = forms.fields_of(SCHEMA)
+    assert [(f.name, f.kind, f.required) for f in fields] == [
+        ("ticket", "text", True),
+        ("rows", "integer", True),
+        ("ratio", "number", False),
+        ("risk", "choice", True),
+        ("dry_run", "boolean", False),
+        ("tables", "json", False),
+    ]
+    assert (fields[0].label, fields[1].label, fields[1].help) == (
+        "Change ticket",
+        "Rows",
+        "Rows to apply.",
+    )
+    assert (fields[1].minimum, fields[2].maximum) == (1, 1)
+    assert [shown for shown, _ in fields[3].choices] == ["low", "high", "3"]
+    assert forms.fields_of(None) == []
+
+
+def test_posted_text_becomes_typed_form_data():
+    posted = read(
+        ticket=" CHG-42 ",
+        rows="120",
+        ratio="0.5",
+        risk="3",
+        dry_run="on",
+        tables='["orders"]',
+    )
+    assert posted.errors == {}
+    assert posted.form == {
+        "ticket": "CHG-42",
+        "rows": 120,
+        "ratio": 0.5,
+        "risk": 3,
+        "dry_run": True,
+        "tables": ["orders"],
+    }
+
+
+def test_empty_optional_fields_are_left_out_and_an_unticked_box_is_false():
+    posted = read(ticket="CHG-1", rows="1", risk="low")
+    assert posted.form == {"ticket": "CHG-1", "rows": 1, "risk": "low", "dry_run": False}
+
+
+def test_every_problem_is_reported_against_its_own_field():
+    posted = read(comment=" ", ticket="JIRA-1", rows="3.5", ratio="2", risk="medium", tables="[")
+    assert set(posted.errors) == {"comment", "ticket", "rows", "ratio", "risk", "tables"}
+    assert posted.errors["comment"] == "a comment is required"
+    assert "does not match" in posted.errors["ticket"]
+    assert posted.errors["rows"] == "enter a whole number"
+    assert "greater than the maximum of 1" in posted.errors["ratio"]
+    assert posted.errors["risk"] == "choose one of the listed values"
+    assert posted.errors["tables"].startswith("this field takes JSON")
+
+
+def test_a_required_field_left_empty_says_so_once():
+    posted = read(ticket="", rows="", risk="low")
+    assert posted.errors == {"ticket": "this field is required", "rows": "this field is required"}
+
+
+def test_numbers_that_are_not_finite_are_refused():
+    for text in ("nan", "inf", "-Infinity", "1e999"):
+        assert read(ticket="CHG-1", rows="1", risk="low", ratio=text).errors == {
+            "ratio": "enter a number"
+        }
+
+
+def test_a_rejection_reads_no_form_but_still_needs_its_comment():
+    assert read(Verdict.REJECT, comment="", ticket="nonsense").errors == {
+        "comment": "a comment is required"
+    }
+    assert read(Verdict.REJECT, comment="too risky").form is None
+
+
+def test_a_comment_over_the_limit_is_refused():
+    posted = forms.read(policies.Policy(), Verdict.REJECT, "x" * (forms.MAX_COMMENT + 1), {})
+    assert posted.errors == {"comment": "the comment must be at most 10,000 characters"}
+
+
+def test_a_schema_problem_no_field_can_fix_is_reported_for_the_whole_form():
+    schema = {"type": "object", "required": ["hidden"], "properties": {"note": {"type": "string"}}}
+    posted = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {})
+    assert posted.errors == {"": "'hidden' is a required property"}
