@@ -45,6 +45,7 @@ def record(
             actor=ctx.actor,
             data=event_data or {},
             occurred_at=at,
+            version=events.event_type(event_type).version,
         )
         outbox.insert_event(session, event)
     pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
