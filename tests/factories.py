@@ -8,7 +8,8 @@ from typing import Any
 from signoff import schemas
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
-from signoff.services import approvals, policies, principals
+from signoff.domain.subscriptions import Subscription
+from signoff.services import approvals, policies, principals, subscriptions
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
 
@@ -74,3 +75,12 @@ def policy(db: Database, name: str, **fields: Any) -> NamedPolicy:
         {"name": name, "approvers": ["team:owners"]} | fields
     )
     return policies.create(db, CLI, spec)
+
+
+def subscription(db: Database, name: str, **fields: Any) -> Subscription:
+    """A subscription, written by an admin; ``fields`` as ``schemas.SubscriptionCreate`` takes
+    them (default: a webhook on loopback that receives every event)."""
+    spec = schemas.SubscriptionCreate.model_validate(
+        {"name": name, "kind": "webhook", "target": "http://127.0.0.1:9/hook"} | fields
+    )
+    return subscriptions.create(db, CLI, spec, allowed_networks=LOOPBACK)

@@ -6,7 +6,7 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
-                        InvitationNotFound, PolicyNotFound
+                        InvitationNotFound, PolicyNotFound, SubscriptionNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
@@ -75,6 +75,11 @@ class InvitationNotFound(NotFound):
 class PolicyNotFound(NotFound):
     code = "policy_not_found"
     title = "No such policy"
+
+
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+    title = "No such subscription"
 
 
 class Conflict(SignoffError):

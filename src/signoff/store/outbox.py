@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
@@ -25,30 +26,37 @@ def insert_event(session: Session, event: events.Event) -> None:
             "actor": event.actor,
             "data": event.data,
             "occurred_at": event.occurred_at,
+            "version": event.version,
         },
     )
 
 
-def insert_delivery(
-    session: Session,
-    *,
-    delivery_id: str,
-    event: events.Event,
-    target_kind: deliveries.TargetKind,
-    target: str,
-) -> None:
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    target_kind: deliveries.TargetKind
+    target: str
+    subscription_id: str | None = None
+
+
+def insert_deliveries(session: Session, event: events.Event, new: list[NewDelivery]) -> None:
+    """Deliveries of ``event``, due at once, in one statement."""
     session.execute(
         _INSERT_DELIVERY,
-        {
-            "id": delivery_id,
-            "event_id": event.id,
-            "target_kind": target_kind.value,
-            "target": target,
-            "status": DeliveryStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": event.occurred_at,
-            "created_at": event.occurred_at,
-        },
+        [
+            {
+                "id": delivery.id,
+                "event_id": event.id,
+                "target_kind": delivery.target_kind.value,
+                "target": delivery.target,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": event.occurred_at,
+                "created_at": event.occurred_at,
+                "subscription_id": delivery.subscription_id,
+            }
+            for delivery in new
+        ],
     )
 
 
@@ -83,6 +91,7 @@ def claim_due(
             target=row.target,
             attempts=row.attempts,
             created_at=row.created_at,
+            subscription_id=row.subscription_id,
         )
         for row, event in claimed
     ]
@@ -128,11 +137,12 @@ def next_attempt_at(session: Session) -> datetime | None:
 
 
 def deliveries_of_subject(session: Session, subject: str) -> list[dict[str, object]]:
-    """Delivery state for everything an object caused, for showing on that object."""
+    """Delivery state for everything an object caused, for showing on that object: not to
+    subscriptions, whose targets are for admins' eyes (a URL may hold a token)."""
     rows = session.execute(
         select(DeliveryRow, EventRow.type)
         .join(EventRow, EventRow.id == DeliveryRow.event_id)
-        .where(EventRow.subject == subject)
+        .where(EventRow.subject == subject, DeliveryRow.subscription_id.is_(None))
         .order_by(DeliveryRow.created_at, DeliveryRow.id)
     )
     return [
@@ -167,4 +177,5 @@ def _event(row: EventRow) -> events.Event:
         actor=row.actor,
         data=row.data,
         occurred_at=row.occurred_at,
+        version=row.version,
     )

@@ -1,10 +1,13 @@
 """Email: messages rendered from events with Jinja2 templates (HTML and plain text) and sent
 over SMTP with aiosmtplib (STARTTLS, implicit TLS or plain, with optional login).
 
-Templates live beside this module, one pair per event type (``<type>.html`` and
-``<type>.txt``, the first line of the text one being the subject). Links that carry a secret
-are built here, from the event's nonce and the server key, so no sendable link is ever
-stored in the database.
+Templates live beside this module, the first line of the text one being the subject. Internal
+events (an invitation, a password reset) have a pair each (``<type>.html`` and
+``<type>.txt``), and links that carry a secret are built here, from the event's nonce and the
+server key, so no sendable link is ever stored in the database. Every other event goes to
+subscribers' recipients through one generic pair (``event.html``, ``event.txt``): the event
+named in the subject, a readable summary of its public envelope, and a link to the approval
+when the event is about one.
 """
 
 from __future__ import annotations
@@ -61,13 +64,16 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
     """The message for one email delivery."""
     event = delivery.event
     base_url = public_url.rstrip("/")
-    values: dict[str, Any] = {
-        "data": event.data,
-        "public_url": base_url,
-        "expires_at": _readable(event.data.get("expires_at")),
-    }
-    values |= _links(event, base_url, secret_key)
-    name = event.type.replace(".", "_")
+    if event.is_internal:
+        name = event.type.replace(".", "_")
+        values: dict[str, Any] = {
+            "data": event.data,
+            "expires_at": _readable(event.data.get("expires_at")),
+        }
+        values |= _links(event, base_url, secret_key)
+    else:
+        name, values = "event", _event_values(delivery.payload(), base_url)
+    values["public_url"] = base_url
     subject, _, text = _templates.get_template(f"{name}.txt").render(values).partition("\n")
     message = EmailMessage()
     message["To"] = delivery.target
@@ -115,6 +121,46 @@ def _links(event: events.Event, public_url: str, secret_key: str) -> dict[str, A
         token = ids.link_token(secret_key, RESET_LINK, data["reset_id"], data["link_nonce"])
         return {"link": f"{public_url}/reset/{token}"}
     return {}
+
+
+def _event_values(envelope: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """What the generic template shows of a public envelope."""
+    data = envelope["data"]
+    is_approval = envelope["type"].startswith("approval.")
+    title = " ".join(str(data.get("title") or envelope["subject"]).split())  # one line
+    status = f" ({data['status']})" if isinstance(data.get("status"), str) else ""
+    return {
+        "type": envelope["type"],
+        "headline": f"{title}{status}",
+        "description": events.event_type(envelope["type"]).description,
+        "rows": _summary(envelope),
+        "link": f"{public_url}/approvals/{envelope['subject']}" if is_approval else None,
+    }
+
+
+def _summary(envelope: dict[str, Any]) -> list[tuple[str, str]]:
+    data = envelope["data"]
+    rows = [("Subject", envelope["subject"])]
+    if data.get("title"):
+        rows.append(("Title", str(data["title"])))
+    if data.get("previous_status") and data.get("status"):
+        rows.append(("Status", f"{data['previous_status']} -> {data['status']}"))
+    elif data.get("status"):
+        rows.append(("Status", str(data["status"])))
+    if isinstance(data.get("reason"), str) and data["reason"]:
+        rows.append(("Reason", data["reason"]))
+    decision = data.get("decision")
+    if isinstance(decision, dict):
+        said = f": {decision['comment']}" if decision.get("comment") else ""
+        rows.append(("Decision", f"{decision.get('verdict')} by {decision.get('user')}{said}"))
+    outcome = data.get("outcome")
+    if isinstance(outcome, dict) and outcome.get("decided_by"):
+        said = f": {outcome['comment']}" if outcome.get("comment") else ""
+        rows.append(("Outcome", f"{outcome.get('status')}, by {outcome['decided_by']}{said}"))
+    if data.get("deadline_at") and data.get("status") == "pending":
+        rows.append(("Deadline", _readable(data["deadline_at"])))
+    rows += [("By", envelope["actor"]), ("At", _readable(envelope["timestamp"]))]
+    return rows
 
 
 def _readable(value: object) -> str:
