@@ -2,8 +2,8 @@
 
 Client commands (``approvals``) talk to a server through ``SIGNOFF_URL`` and
 ``SIGNOFF_API_KEY``; admin commands (``users``, ``invitations``, ``teams``, ``keys``,
-``policies``, ``audit``, ``db``, ``plan``, ``apply``, ``destroy``) and the processes
-(``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
+``policies``, ``subscriptions``, ``audit``, ``db``, ``plan``, ``apply``, ``destroy``) and the
+processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ from __future__ import annotations
 import typer
 
 from signoff.__about__ import __version__
-from signoff.cli import approvals, audit, config, invitations, people, policies, server
+from signoff.cli import (
+    approvals,
+    audit,
+    config,
+    invitations,
+    people,
+    policies,
+    server,
+    subscriptions,
+)
 
 
 def _version(value: bool) -> None:
@@ -46,6 +55,7 @@ app.add_typer(invitations.app, name="invitations")
 app.add_typer(people.teams, name="teams")
 app.add_typer(people.keys, name="keys")
 app.add_typer(policies.app, name="policies")
+app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(audit.app, name="audit")
 app.command("plan")(config.plan_command)
 app.command("apply")(config.apply_command)

@@ -29,6 +29,7 @@ from signoff.web.api import approvals as approvals_api
 from signoff.web.api import audit as audit_api
 from signoff.web.api import people as people_api
 from signoff.web.api import policies as policies_api
+from signoff.web.api import subscriptions as subscriptions_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime
 from signoff.web.portal import home, links, render, security, signin
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app, html_errors=_html_error)
     pages = (signin, oidc_pages, links, home)
-    for module in (approvals_api, policies_api, people_api, audit_api, system_api, *pages):
+    api = (approvals_api, policies_api, subscriptions_api, people_api, audit_api, system_api)
+    for module in (*api, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
     app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]
