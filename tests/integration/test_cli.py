@@ -391,6 +391,21 @@ def test_subscription_command_errors_are_clear_and_non_zero(admin_env, args, say
     assert says in refused.stderr
 
 
+def test_the_webhook_address_rules_come_from_the_settings(admin_env, tmp_path):
+    loopback = ["--webhook", "http://127.0.0.1:9/hook"]
+    allowed = admin_env | {"SIGNOFF_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    signoff("subscriptions", "create", "local", *loopback, env=allowed)
+    path = tmp_path / "signoff.yaml"
+    path.write_text(
+        "stack: hooks\nsubscriptions:\n  local-too:\n"
+        "    kind: webhook\n    target: http://127.0.0.1:9/other\n"
+    )
+    refused = signoff("plan", "-f", str(path), env=admin_env, check=False)
+    assert (refused.returncode, "public addresses" in refused.stderr) == (1, True)
+    planned = signoff("apply", "-f", str(path), env=allowed)
+    assert "+ subscription local-too (webhook)" in planned.stdout
+
+
 def test_an_approval_from_the_shell_can_name_a_policy(admin_env, client_env):
     pipeline = client_env["pipeline"]
     signoff("teams", "create", "prod-approvers", env=admin_env)
