@@ -403,7 +403,8 @@ def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[dict[str
     ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         _check_can_see(session, ctx, store.get_approval(session, approval_id))
-        return outbox.deliveries_of_subject(session, approval_id)
+        callbacks = (deliveries.TargetKind.CALLBACK,)
+        return outbox.deliveries_of_subject(session, approval_id, kinds=callbacks)
 
 
 def _settle(

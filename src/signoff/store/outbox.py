@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -136,15 +137,21 @@ def next_attempt_at(session: Session) -> datetime | None:
     ).first()
 
 
-def deliveries_of_subject(session: Session, subject: str) -> list[dict[str, object]]:
-    """Delivery state for everything an object caused, for showing on that object: not to
-    subscriptions, whose targets are for admins' eyes (a URL may hold a token)."""
-    rows = session.execute(
+def deliveries_of_subject(
+    session: Session, subject: str, *, kinds: Collection[deliveries.TargetKind] | None = None
+) -> list[dict[str, object]]:
+    """Delivery state for what an object caused, for showing on that object; only ``kinds``
+    when given (an approval shows its callbacks: what went to subscriptions, even deleted
+    ones, is for admins' eyes, as a URL may hold a token)."""
+    query = (
         select(DeliveryRow, EventRow.type)
         .join(EventRow, EventRow.id == DeliveryRow.event_id)
-        .where(EventRow.subject == subject, DeliveryRow.subscription_id.is_(None))
+        .where(EventRow.subject == subject)
         .order_by(DeliveryRow.created_at, DeliveryRow.id)
     )
+    if kinds is not None:
+        query = query.where(DeliveryRow.target_kind.in_([kind.value for kind in kinds]))
+    rows = session.execute(query)
     return [
         {
             "id": row.id,
