@@ -12,7 +12,8 @@ from signoff import schemas
 from signoff.domain.deliveries import AttemptResult, Backoff, TargetKind
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
-from signoff.services import approvals, deliveries, journal, policies, principals
+from signoff.domain.subscriptions import Subscription
+from signoff.services import approvals, deliveries, journal, policies, principals, subscriptions
 from signoff.store import outbox
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
@@ -122,3 +123,12 @@ def attempt_due(db: Database, *, ok: bool, backoff: Backoff = RETRY_LATER) -> li
             .values(next_attempt_at=datetime.now(UTC))
         )
     return [d.id for d in claimed]
+
+
+def subscription(db: Database, name: str, **fields: Any) -> Subscription:
+    """A subscription, written by an admin; ``fields`` as ``schemas.SubscriptionCreate`` takes
+    them (default: a webhook on loopback that receives every event)."""
+    spec = schemas.SubscriptionCreate.model_validate(
+        {"name": name, "kind": "webhook", "target": "http://127.0.0.1:9/hook"} | fields
+    )
+    return subscriptions.create(db, CLI, spec, allowed_networks=LOOPBACK)

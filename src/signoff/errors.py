@@ -6,7 +6,8 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
-                        InvitationNotFound, PolicyNotFound, DeliveryNotFound, LinkNotFound
+                        InvitationNotFound, PolicyNotFound, DeliveryNotFound, LinkNotFound,
+                        SubscriptionNotFound
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision, DeliveryNotDead
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
@@ -89,6 +90,11 @@ class LinkNotFound(NotFound):
 
     code = "link_not_found"
     title = "This link is not valid"
+
+
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+    title = "No such subscription"
 
 
 class Conflict(SignoffError):

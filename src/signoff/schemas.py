@@ -217,6 +217,59 @@ class PolicyPublic(BaseModel):
     updated_at: datetime
 
 
+SubscriptionName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$"),  # domain.subscriptions.NAME_PATTERN
+]
+SubscriptionKind = Literal["webhook", "email", "slack", "apprise"]
+SubscriptionTarget = (
+    Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    | Annotated[list[Annotated[str, StringConstraints(max_length=320)]], Field(max_length=50)]
+)
+_TARGET = (
+    "webhook: an http(s) URL; email: a list of addresses; slack: a channel ('#name' or an id); "
+    "apprise: an apprise URL. URLs at private addresses need SIGNOFF_WEBHOOK_ALLOWED_NETWORKS."
+)
+_FILTER = (
+    "An EventBridge-style pattern over the event envelope, e.g. "
+    '{"type": ["approval.settled"], "data": {"status": ["rejected"]}}; {} matches every event.'
+)
+
+
+class SubscriptionReplace(_Model):
+    """What a subscription holds: the body of ``PUT /v1/subscriptions/{name}`` (and, with the
+    name, of ``POST /v1/subscriptions``)."""
+
+    kind: SubscriptionKind
+    target: SubscriptionTarget = Field(description=_TARGET)
+    filter: dict[str, Any] = Field(default_factory=dict, description=_FILTER)
+    enabled: bool = True
+
+
+class SubscriptionCreate(SubscriptionReplace):
+    name: SubscriptionName = Field(description="A lower-case slug, e.g. 'ops-webhook'.")
+
+
+class SubscriptionUpdate(_Model):
+    """The body of ``PATCH /v1/subscriptions/{name}``: only the fields given change."""
+
+    kind: SubscriptionKind | None = None
+    target: SubscriptionTarget | None = Field(default=None, description=_TARGET)
+    filter: dict[str, Any] | None = Field(default=None, description=_FILTER)
+    enabled: bool | None = None
+
+
+class SubscriptionPublic(BaseModel):
+    id: str
+    name: str
+    kind: SubscriptionKind
+    target: str | list[str]
+    filter: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
 class UserCreate(_Model):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str = Field(default="", max_length=200)

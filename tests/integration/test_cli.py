@@ -330,6 +330,83 @@ def test_policy_command_errors_are_clear_and_non_zero(admin_env, args, says):
     assert says in refused.stderr
 
 
+def test_subscriptions_are_admin_commands_on_the_database(admin_env):
+    made = json.loads(
+        signoff(
+            "subscriptions",
+            "create",
+            "ops-hook",
+            "--webhook",
+            "https://hooks.example.com/x",
+            "--filter",
+            '{"type": ["approval.settled"]}',
+            "--json",
+            env=admin_env,
+        ).stdout
+    )
+    assert (made["kind"], made["filter"], made["enabled"]) == (
+        "webhook",
+        {"type": ["approval.settled"]},
+        True,
+    )
+    signoff(
+        "subscriptions",
+        "create",
+        "owners-mail",
+        "--email",
+        "a@example.com",
+        "--email",
+        "b@example.com",
+        "--disabled",
+        env=admin_env,
+    )
+    listed = json.loads(signoff("subscriptions", "list", "--json", env=admin_env).stdout)
+    assert [(s["name"], s["target"], s["enabled"]) for s in listed] == [
+        ("ops-hook", "https://hooks.example.com/x", True),
+        ("owners-mail", ["a@example.com", "b@example.com"], False),
+    ]
+    shown = signoff("subscriptions", "show", "owners-mail", env=admin_env).stdout
+    assert "(disabled)" in shown
+    assert "email: a@example.com, b@example.com" in shown
+    assert "deleted" in signoff("subscriptions", "delete", "ops-hook", env=admin_env).stdout
+    gone = signoff("subscriptions", "show", "ops-hook", env=admin_env, check=False)
+    assert (gone.returncode, "subscription_not_found" in gone.stderr) == (1, True)
+    exported = signoff("audit", "export", env=admin_env).stdout
+    assert "subscription.create" in exported
+    assert "subscription.delete" in exported
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--webhook", "https://x.example.com", "--slack", "#x"], "give exactly one of"),
+        (["--webhook", "http://127.0.0.1:9/hook"], "signoff sends only to public addresses"),
+        (["--slack", "#x", "--filter", "{oops"], "--filter is not JSON"),
+        (["--slack", "#x", "--filter", '{"type": "approval.settled"}'], "filter.type: write a"),
+        (["--email", "nobody"], "'nobody' is not an email address (invalid_input)"),
+    ],
+)
+def test_subscription_command_errors_are_clear_and_non_zero(admin_env, args, says):
+    refused = signoff("subscriptions", "create", "s", *args, env=admin_env, check=False)
+    assert refused.returncode == 1
+    assert says in refused.stderr
+
+
+def test_the_webhook_address_rules_come_from_the_settings(admin_env, tmp_path):
+    loopback = ["--webhook", "http://127.0.0.1:9/hook"]
+    allowed = admin_env | {"SIGNOFF_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    signoff("subscriptions", "create", "local", *loopback, env=allowed)
+    path = tmp_path / "signoff.yaml"
+    path.write_text(
+        "stack: hooks\nsubscriptions:\n  local-too:\n"
+        "    kind: webhook\n    target: http://127.0.0.1:9/other\n"
+    )
+    refused = signoff("plan", "-f", str(path), env=admin_env, check=False)
+    assert (refused.returncode, "public addresses" in refused.stderr) == (1, True)
+    planned = signoff("apply", "-f", str(path), env=allowed)
+    assert "+ subscription local-too (webhook)" in planned.stdout
+
+
 def test_an_approval_from_the_shell_can_name_a_policy(admin_env, client_env):
     pipeline = client_env["pipeline"]
     signoff("teams", "create", "prod-approvers", env=admin_env)

@@ -41,6 +41,10 @@ def world(server: RunningServer) -> World:
     admin.post(
         "/v1/policies", json={"name": "team-a-rules", "approvers": ["team:team-a"]}
     ).raise_for_status()
+    admin.post(  # the same name: {name} stands for both in the rows below
+        "/v1/subscriptions",
+        json={"name": "team-a-rules", "kind": "slack", "target": "#team-a"},
+    ).raise_for_status()
     ids = {
         "approval_id": approval["id"],
         "invitation_id": invitation["id"],
@@ -60,6 +64,7 @@ def world(server: RunningServer) -> World:
 
 
 APPROVAL = {"title": "Mine?", "approvers": ["team:team-b"]}
+SLACK = {"kind": "slack", "target": "#team-b"}
 # (method, path template, body, status for bob, problem code for bob or None)
 ROWS = [
     ("POST", "/v1/approvals", APPROVAL, 201, None),
@@ -81,6 +86,12 @@ ROWS = [
     ("GET", "/v1/policies/{name}", None, 200, None),
     ("PUT", "/v1/policies/{name}", {"approvers": ["team:team-b"]}, 403, "permission_denied"),
     ("DELETE", "/v1/policies/{name}", None, 403, "permission_denied"),
+    ("POST", "/v1/subscriptions", {"name": "s", **SLACK}, 403, "permission_denied"),
+    ("GET", "/v1/subscriptions", None, 403, "permission_denied"),  # targets may hold tokens
+    ("GET", "/v1/subscriptions/{name}", None, 403, "permission_denied"),
+    ("PUT", "/v1/subscriptions/{name}", SLACK, 403, "permission_denied"),
+    ("PATCH", "/v1/subscriptions/{name}", {"enabled": False}, 403, "permission_denied"),
+    ("DELETE", "/v1/subscriptions/{name}", None, 403, "permission_denied"),
     ("GET", "/v1/users", None, 403, "permission_denied"),
     ("POST", "/v1/users", {"email": "mallory@example.com"}, 403, "permission_denied"),
     ("GET", "/v1/users/me", None, 200, None),

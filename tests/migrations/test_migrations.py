@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from signoff import errors
 from signoff.domain.principals import MEMBER_SCOPES, Scope
 from signoff.services import server
 from signoff.settings import Settings
-from signoff.store import migrate
+from signoff.store import migrate, outbox
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
 from signoff.store.tables import Base
@@ -109,3 +110,30 @@ def test_keys_made_before_scopes_keep_what_their_users_role_allowed(db):
     assert member.scopes == MEMBER_SCOPES
     assert admin.scopes == MEMBER_SCOPES | {Scope.ADMIN}
     assert member.expires_at is None
+
+
+def test_events_and_deliveries_made_before_subscriptions_are_still_delivered(db):
+    migrate.downgrade(db, "0003")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO events (id, type, subject, actor, data, occurred_at) VALUES "
+                "('evt_old', 'approval.settled', 'ap_old', 'user:usr_1', '{}', :at)"
+            ),
+            {"at": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (id, event_id, target_kind, target, status, attempts, "
+                "next_attempt_at, created_at) VALUES ('msg_old', 'evt_old', 'callback', "
+                "'https://example.com/cb', 'pending', 0, :at, :at)"
+            ),
+            {"at": "2026-01-01 00:00:00"},
+        )
+    migrate.upgrade(db)
+    with db.write() as session:
+        (claimed,) = outbox.claim_due(
+            session, now=datetime.now(UTC), lease=timedelta(seconds=30), limit=10
+        )
+    assert (claimed.id, claimed.subscription_id, claimed.event.version) == ("msg_old", None, 1)
+    assert claimed.payload()["version"] == 1

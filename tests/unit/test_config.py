@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from signoff import errors
 from signoff.domain import config as files
 from signoff.domain.principals import Role
-from signoff.services import audit, config, invitations, policies, principals
+from signoff.services import audit, config, invitations, policies, principals, subscriptions
 from tests import factories
 from tests.factories import CLI, SECRET_KEY
 
@@ -266,3 +267,81 @@ def test_a_key_made_by_an_apply_that_then_fails_is_handed_over_at_once(db):
         )
     assert [key.service_account for key in handed] == ["nightly-etl"]
     assert principals.authenticate(db, handed[0].secret, secret_key=SECRET_KEY).user is not None
+
+
+HOOKS = """\
+stack: ops
+subscriptions:
+  ops-hook:
+    kind: webhook
+    target: ${OPS_HOOK_URL}
+    filter:
+      type: [approval.settled]
+      data: {status: [rejected, expired]}
+  owners-mail:
+    kind: email
+    target: [dana@example.com]
+"""
+HOOK_URL = "https://hooks.example.com/services/T0/B0/s3cr3t"
+
+
+def test_subscriptions_are_planned_applied_changed_and_destroyed(db):
+    def plan(text: str, url: str = HOOK_URL) -> list[str]:
+        return lines_of(config.plan(db, CLI, load(text, OPS_HOOK_URL=url)))
+
+    assert plan(HOOKS) == [
+        "+ subscription ops-hook (webhook)",
+        "+ subscription owners-mail (email)",
+    ]
+    apply(db, HOOKS, OPS_HOOK_URL=HOOK_URL)
+    made = subscriptions.get(db, CLI, "ops-hook")
+    assert (made.target, made.filter["data"]) == (HOOK_URL, {"status": ["rejected", "expired"]})
+    assert plan(HOOKS) == []
+    changed = HOOKS.replace("[rejected, expired]", "[rejected]")
+    (line,) = plan(changed, url=HOOK_URL + "-rotated")
+    assert line.startswith("~ subscription ops-hook (target 'https://hooks.example.com/…#")
+    assert "; filter {" in line
+    assert "s3cr3t" not in line  # plans land in CI logs
+    apply(db, changed, OPS_HOOK_URL=HOOK_URL + "-rotated")
+    assert subscriptions.get(db, CLI, "ops-hook").target == HOOK_URL + "-rotated"
+    without_mail = changed.split("  owners-mail:")[0]
+    assert plan(without_mail, url=HOOK_URL + "-rotated") == ["- subscription owners-mail"]
+    config.destroy(db, CLI, "ops", apply_it=True)
+    assert subscriptions.list_subscriptions(db, CLI) == ([], None)
+
+
+def test_a_subscription_made_by_hand_is_refused_not_taken_over(db):
+    factories.subscription(db, "ops-hook")
+    with pytest.raises(errors.Conflict, match="a subscription ops-hook exists"):
+        config.plan(db, CLI, load(HOOKS, OPS_HOOK_URL=HOOK_URL))
+
+
+def test_a_subscription_at_a_private_address_is_refused_at_plan(db):
+    document = load(HOOKS, OPS_HOOK_URL="http://10.0.0.5/hook")
+    with pytest.raises(errors.InvalidInput, match="public addresses"):
+        config.plan(db, CLI, document)
+    private = [ip_network("10.0.0.0/8")]
+    assert len(config.plan(db, CLI, document, allowed_networks=private).changes) == 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (
+            ("[rejected, expired]", "rejected"),
+            "signoff.yaml:8: subscriptions.ops-hook.filter.data.status: write a list",
+        ),
+        (
+            ("[approval.settled]", "[approval.setled]"),
+            "signoff.yaml:7: subscriptions.ops-hook.filter.type[0]: 'approval.setled' is not",
+        ),
+        (
+            ("[dana@example.com]", "[dana]"),
+            "signoff.yaml:11: subscriptions.owners-mail.target: 'dana' is not an email address",
+        ),
+    ],
+)
+def test_a_wrong_subscription_names_its_line_and_path(wrong, says):
+    with pytest.raises(errors.InvalidInput) as refused:
+        load(HOOKS.replace(*wrong), OPS_HOOK_URL=HOOK_URL)
+    assert refused.value.detail.startswith(says)

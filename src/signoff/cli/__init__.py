@@ -2,8 +2,8 @@
 
 Client commands (``approvals``) talk to a server through ``SIGNOFF_URL`` and
 ``SIGNOFF_API_KEY``; admin commands (``users``, ``invitations``, ``teams``, ``keys``,
-``policies``, ``deliveries``, ``audit``, ``db``, ``plan``, ``apply``, ``destroy``) and the
-processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
+``policies``, ``deliveries``, ``subscriptions``, ``audit``, ``db``, ``plan``, ``apply``,
+``destroy``) and the processes (``server run``, ``worker``) use ``SIGNOFF_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from signoff.cli import (
     people,
     policies,
     server,
+    subscriptions,
 )
 
 
@@ -56,6 +57,7 @@ app.add_typer(people.teams, name="teams")
 app.add_typer(people.keys, name="keys")
 app.add_typer(policies.app, name="policies")
 app.add_typer(deliveries.app, name="deliveries")
+app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(audit.app, name="audit")
 app.command("plan")(config.plan_command)
 app.command("apply")(config.apply_command)

@@ -1,6 +1,7 @@
 """``signoff plan | apply | destroy -f signoff.yaml`` and ``signoff config schema``: people,
-teams, service accounts and named policies as code (database access, like the other admin
-commands, so a CI job needs the database URL and the server's secrets, not an API key)."""
+teams, service accounts, named policies and subscriptions as code (database access, like the
+other admin commands, so a CI job needs the database URL and the server's secrets, not an API
+key)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ def plan_command(file: File = Path("signoff.yaml")) -> None:
     from signoff.services import config
 
     document = _read(file)
-    with server_state() as (db, ctx, _keys, _settings):
+    with server_state() as (db, ctx, _keys, settings):
         try:
-            planned = config.plan(db, ctx, document)
+            planned = config.plan(
+                db, ctx, document, allowed_networks=settings.webhook_allowed_networks
+            )
         except errors.SignoffError as exc:
             raise fail(exc) from exc
     _show(planned)
@@ -57,6 +60,7 @@ def apply_command(file: File = Path("signoff.yaml")) -> None:
                 invitation_ttl=timedelta(seconds=settings.invitation_ttl_seconds),
                 on_change=lambda change: typer.echo(str(change)),
                 on_key=lambda key: _hand_over(key, file.parent),
+                allowed_networks=settings.webhook_allowed_networks,
             )
         except errors.SignoffError as exc:
             raise fail(exc) from exc

@@ -1,9 +1,11 @@
-"""``signoff.yaml``: teams, people, service accounts and named policies as code.
+"""``signoff.yaml``: teams, people, service accounts, named policies and subscriptions as
+code.
 
 This module reads the file into a validated document, with errors that name the line: unknown
 keys are refused (a typo must not silently do nothing), ``${NAME}`` is replaced by the
-environment variable ``NAME`` (so secrets stay out of the file), and the document's JSON
-Schema is published (``signoff config schema``) for editors to check against.
+environment variable ``NAME`` (so secrets, such as a webhook URL with a token, stay out of
+the file), subscriptions' targets and filters are checked as the API checks them, and the
+document's JSON Schema is published (``signoff config schema``) for editors to check against.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from signoff import errors, schemas
+from signoff.domain import subscriptions
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
@@ -78,6 +81,10 @@ class Document(_Strict):
     )
     service_accounts: dict[Slug, ServiceAccountSpec] = Field(default_factory=dict)
     policies: dict[Slug, schemas.PolicyReplace] = Field(default_factory=dict)
+    subscriptions: dict[Slug, schemas.SubscriptionReplace] = Field(
+        default_factory=dict,
+        description="Where matching events go; the fields of PUT /v1/subscriptions/{name}.",
+    )
 
     def person_emails(self) -> set[str]:
         emails = {email.lower() for email in self.people}
@@ -112,9 +119,26 @@ def load(text: str, environ: Mapping[str, str], *, filename: str = "signoff.yaml
     if not isinstance(data, dict):
         raise errors.InvalidInput(f"{filename}:1: the file must be a mapping of keys")
     try:
-        return Loaded(Document.model_validate(data), reader.lines)
+        document = Document.model_validate(data)
     except ValidationError as exc:
         raise errors.InvalidInput(_explain(exc, reader.lines, filename)) from exc
+    for name, spec in document.subscriptions.items():
+        _check_subscription(name, spec, reader.lines, filename)
+    return Loaded(document, reader.lines)
+
+
+def _check_subscription(
+    name: str, spec: schemas.SubscriptionReplace, lines: dict[tuple[str, ...], int], filename: str
+) -> None:
+    try:
+        subscriptions.normalized_target(subscriptions.Kind(spec.kind), spec.target)
+        subscriptions.check_filter(spec.filter)
+    except errors.InvalidInput as exc:
+        field = str(exc.extra.get("field", ""))
+        path = ("subscriptions", name, *re.findall(r"[^.\[\]]+", field))
+        said = exc.detail if exc.detail.startswith(f"{field}:") else f"{field}: {exc.detail}"
+        line = _line_of(path, lines)
+        raise errors.InvalidInput(f"{filename}:{line}: subscriptions.{name}.{said}") from exc
 
 
 class _Reader:

@@ -1,5 +1,10 @@
 """Deliveries: one event handed to one destination, at least once.
 
+Destinations are an approval's own callback, the email an invitation or reset needs, and
+what subscriptions name (a webhook, email recipients, a Slack channel, an apprise URL). A
+delivery copies its destination when it is written, so editing or deleting a subscription
+later changes nothing already on its way.
+
 A delivery is due when ``next_attempt_at`` has passed. Claiming one moves that time forward by
 a lease, so a worker that dies mid-send leaves it due again once the lease runs out; nothing is
 held in memory. Failures back off exponentially with full jitter until the delivery is older
@@ -18,6 +23,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from signoff import errors
 from signoff.domain.events import Event
@@ -32,6 +38,9 @@ class DeliveryStatus(StrEnum):
 class TargetKind(StrEnum):
     CALLBACK = "callback"  # an approval's own callback_url
     EMAIL = "email"  # one recipient address; the message is rendered from the event
+    WEBHOOK = "webhook"  # a subscription's URL, signed as callbacks are
+    SLACK = "slack"  # a subscription's channel
+    APPRISE = "apprise"  # a subscription's apprise URL
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,14 @@ class Delivery:
     target: str
     attempts: int
     created_at: datetime
+    subscription_id: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The envelope this delivery carries: all of it to the approval's own callback, the
+        public one (no internal fields) anywhere else."""
+        if self.target_kind is TargetKind.CALLBACK:
+            return self.event.envelope()
+        return self.event.public_envelope()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ gains nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from urllib.parse import urlsplit
@@ -52,3 +53,12 @@ def check_url(url: str, allowed: Collection[Network], *, field: str) -> None:
             return
     if not is_allowed(address, allowed):
         raise errors.InvalidInput(refusal(host, address), field=field)
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for logs, audit entries and plans: scheme and host, and a digest that
+    changes when anything else does. Tokens hide in paths (``hooks.slack.com/services/...``),
+    queries and user info, so none of those are shown."""
+    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…#{digest}"

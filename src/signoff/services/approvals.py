@@ -342,6 +342,7 @@ def record_decision(
     store.insert_decision(session, decision)
     approval.decisions.append(decision)
     decision_json = approvals.decision_json(decision)
+    settled_as = approvals.settlement(approval.policy, approval.decisions)
     journal.record(
         session,
         ctx,
@@ -351,9 +352,14 @@ def record_decision(
         object_id=approval.id,
         after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
         event_type=events.APPROVAL_DECIDED,
-        event_data={"approval_id": approval.id, "decision": decision_json},
+        event_data={
+            "approval_id": approval.id,
+            "title": approval.title,
+            "decision": decision_json,
+            "previous_status": approval.status.value,
+            "status": (settled_as or approval.status).value,
+        },
     )
-    settled_as = approvals.settlement(approval.policy, approval.decisions)
     if settled_as is not None:
         _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
 
@@ -378,7 +384,13 @@ def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") ->
             object_id=approval.id,
             after={"reason": reason},
             event_type=events.APPROVAL_CANCELED,
-            event_data={"approval_id": approval.id, "reason": reason},
+            event_data={
+                "approval_id": approval.id,
+                "title": approval.title,
+                "reason": reason,
+                "previous_status": approval.status.value,
+                "status": Status.CANCELED.value,
+            },
         )
         _settle(db, session, ctx, approval, Status.CANCELED, Reason.CANCELED, now)
     return approval
@@ -429,7 +441,13 @@ def _expire(db: Database, ctx: Context, approval_id: str, now: datetime) -> bool
             object_id=approval.id,
             after={"reason": reason.value, "status": status.value},
             event_type=events.APPROVAL_EXPIRED,
-            event_data={"approval_id": approval.id, "reason": reason.value, "status": status.value},
+            event_data={
+                "approval_id": approval.id,
+                "title": approval.title,
+                "reason": reason.value,
+                "previous_status": approval.status.value,
+                "status": status.value,
+            },
         )
         _settle(db, session, ctx, approval, status, reason, now)
     return True
@@ -449,7 +467,7 @@ def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[deliveri
     ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         _check_can_see(session, ctx, store.get_approval(session, approval_id))
-        return outbox.deliveries_of_subject(session, approval_id)
+        return outbox.deliveries_of_subject(session, approval_id, own_only=True)
 
 
 def _settle(
@@ -465,6 +483,7 @@ def _settle(
     outcome = approvals.outcome(status, reason, last)
     if not store.settle(session, approval.id, status, outcome, now):
         raise errors.AlreadyDecided(approval_status=approval.status.value, outcome=approval.outcome)
+    previous = approval.status
     approval.status, approval.outcome, approval.settled_at = status, outcome, now
     event = journal.record(
         session,
@@ -473,10 +492,10 @@ def _settle(
         action="approval.settle",
         object_type="approval",
         object_id=approval.id,
-        before={"status": Status.PENDING.value},
+        before={"status": previous.value},
         after={"status": status.value, "reason": reason.value},
         event_type=events.APPROVAL_SETTLED,
-        event_data=approvals.as_json(approval),
+        event_data=approvals.as_json(approval) | {"previous_status": previous.value},
     )
     if approval.callback_url and event is not None:
         journal.deliver(db, session, event, deliveries.TargetKind.CALLBACK, approval.callback_url)

@@ -1,8 +1,9 @@
 """``signoff plan | apply | destroy -f signoff.yaml``: make the database hold what the file
-says, for teams, people, service accounts and named policies.
+says, for teams, people, service accounts, named policies and subscriptions.
 
 What a file creates is recorded under its ``stack`` name (``managed_objects``), and that
-record is all apply and destroy ever remove: a team, person or policy made another way is
+record is all apply and destroy ever remove: a team, person, policy or subscription made
+another way is
 never deleted, and one made by another stack is refused rather than taken over. A plan is
 computed from one read of the database; apply carries it out step by step, each step one of
 the services' own transactions with its audit entry, so a failure half way leaves every done
@@ -11,19 +12,21 @@ step done and a second apply finishes the rest. Apply twice and the second plan 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from signoff import errors, schemas
-from signoff.domain import config, policies
+from signoff.domain import config, destinations, policies, subscriptions
 from signoff.domain.accounts import Invitation
 from signoff.domain.config import Document
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import ApiKey, Context, Role, Team, User, UserKind
+from signoff.domain.subscriptions import Kind, Subscription
 from signoff.services import invitations, journal, principals
 from signoff.services import policies as named_policies
+from signoff.services import subscriptions as subscribing
 from signoff.store import config as store
 from signoff.store.engine import Database
 
@@ -36,7 +39,7 @@ _SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
 @dataclass(frozen=True)
 class Change:
     verb: Verb
-    kind: str  # team, invitation, person, member, service_account, api_key, policy
+    kind: str  # team, invitation, person, member, service_account, api_key, policy, subscription
     name: str
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -74,6 +77,7 @@ class _State:
     teams: dict[str, Team]  # by name
     invitations: dict[str, Invitation]  # pending ones, by email
     policies: dict[str, NamedPolicy]  # by name
+    subscriptions: dict[str, Subscription]  # by name
     keys: dict[str, ApiKey]  # by id
     managed: dict[tuple[str, str], str]  # (kind, name) -> id, this stack's
 
@@ -85,10 +89,20 @@ def service_account_email(name: str) -> str:
     return f"{name}@{SERVICE_DOMAIN}"
 
 
-def plan(db: Database, ctx: Context, document: Document) -> Plan:
+def plan(
+    db: Database,
+    ctx: Context,
+    document: Document,
+    *,
+    allowed_networks: Collection[destinations.Network] = (),
+) -> Plan:
+    """The changes apply would make. Subscriptions' URLs are checked here already against
+    ``allowed_networks`` (``SIGNOFF_WEBHOOK_ALLOWED_NETWORKS``), as apply will check them."""
     ctx.principal.require_admin()
     state = _read(db, ctx, document.stack)
     _refuse_foreign(db, document)
+    for spec in document.subscriptions.values():
+        subscriptions.checked_target(Kind(spec.kind), spec.target, allowed_networks)
     return Plan(document.stack, tuple(_changes(document, state)))
 
 
@@ -102,11 +116,12 @@ def apply(
     on_change: Callable[[Change], None] = lambda _change: None,
     on_key: Callable[[NewKey], None] = lambda _key: None,
     action: str = "config.apply",
+    allowed_networks: Collection[destinations.Network] = (),
 ) -> tuple[Plan, list[NewKey]]:
     """Carry out the plan; the plan and the keys made. Each key is also handed to ``on_key``
     as soon as it exists, so a later step that fails cannot lose it."""
-    planned = plan(db, ctx, document)
-    run = _Run(db, ctx, document, secret_key, invitation_ttl, on_key)
+    planned = plan(db, ctx, document, allowed_networks=allowed_networks)
+    run = _Run(db, ctx, document, secret_key, invitation_ttl, on_key, allowed_networks)
     for change in planned.changes:
         run.do(change)
         on_change(change)
@@ -132,6 +147,10 @@ def _read(db: Database, ctx: Context, stack: str) -> _State:
     while cursor is not None:
         more, cursor = named_policies.list_policies(db, ctx, cursor=cursor, limit=200)
         found_policies += more
+    found_subscriptions, cursor = subscribing.list_subscriptions(db, ctx, limit=200)
+    while cursor is not None:
+        others, cursor = subscribing.list_subscriptions(db, ctx, cursor=cursor, limit=200)
+        found_subscriptions += others
     with db.read() as session:
         managed = store.managed(session, stack)
     return _State(
@@ -141,6 +160,7 @@ def _read(db: Database, ctx: Context, stack: str) -> _State:
             i.email: i for i in invitations.list_invitations(db, ctx) if i.status(now) == "pending"
         },
         policies={p.name: p for p in found_policies},
+        subscriptions={s.name: s for s in found_subscriptions},
         keys={k.id: k for k in principals.list_api_keys(db, ctx)},
         managed=managed,
     )
@@ -151,6 +171,7 @@ def _refuse_foreign(db: Database, document: Document) -> None:
     wanted = [("team", name) for name in document.teams]
     wanted += [("service_account", name) for name in document.service_accounts]
     wanted += [("policy", name) for name in document.policies]
+    wanted += [("subscription", name) for name in document.subscriptions]
     with db.read() as session:
         for kind, name in wanted:
             other = store.managed_elsewhere(session, document.stack, kind, name)
@@ -167,6 +188,7 @@ def _changes(document: Document, state: _State) -> list[Change]:
         *_member_additions(document, state, wanted_members),
         *_key_changes(document, state),
         *_policy_changes(document, state),
+        *_subscription_changes(document, state),
         *_member_removals(state, wanted_members),
         *_people_removals(document, state),
         *_service_account_removals(document, state),
@@ -351,6 +373,41 @@ def _policy_differences(wanted: schemas.PolicyReplace, current: NamedPolicy) -> 
     return [f"{key} {old!r} -> {new!r}" for key, (old, new) in pairs.items() if old != new]
 
 
+def _subscription_changes(document: Document, state: _State) -> list[Change]:
+    changes = []
+    for name, spec in document.subscriptions.items():
+        current = state.subscriptions.get(name)
+        if current is None:
+            changes.append(Change("create", "subscription", name, spec.kind, {"spec": spec}))
+        elif not state.manages("subscription", name):
+            raise errors.Conflict(f"a subscription {name} exists that this stack did not create")
+        elif differences := _subscription_differences(spec, current):
+            detail = "; ".join(differences)
+            changes.append(Change("update", "subscription", name, detail, {"spec": spec}))
+    for kind, name in sorted(state.managed):
+        if kind == "subscription" and name in state.subscriptions.keys() - document.subscriptions:
+            changes.append(Change("delete", "subscription", name))
+    return changes
+
+
+def _subscription_differences(
+    wanted: schemas.SubscriptionReplace, current: Subscription
+) -> list[str]:
+    """What changes, as people may read it in a CI log: URLs redacted."""
+    kind = Kind(wanted.kind)
+    target = subscriptions.normalized_target(kind, wanted.target)
+    pairs = {
+        "kind": (current.kind.value, kind.value),
+        "target": (
+            subscriptions.shown_target(current.kind, current.target),
+            subscriptions.shown_target(kind, target),
+        ),
+        "filter": (current.filter, wanted.filter),
+        "enabled": (current.enabled, wanted.enabled),
+    }
+    return [f"{key} {old!r} -> {new!r}" for key, (old, new) in pairs.items() if old != new]
+
+
 def _ref_name(kind: str, name: str) -> str:
     return f"team:{name}" if kind == "team" else name.lower()
 
@@ -373,10 +430,12 @@ class _Run:
         secret_key: str,
         invitation_ttl: timedelta,
         on_key: Callable[[NewKey], None],
+        allowed_networks: Collection[destinations.Network],
     ) -> None:
         self.db, self.ctx, self.document = db, ctx, document
         self.secret_key, self.invitation_ttl = secret_key, invitation_ttl
         self.on_key = on_key
+        self.allowed_networks = allowed_networks
         self.new_keys: list[NewKey] = []
 
     def do(self, change: Change) -> None:
@@ -507,6 +566,30 @@ class _Run:
     def _delete_policy(self, change: Change) -> None:
         named_policies.delete(self.db, self.ctx, change.name)
         self.forget("policy", change.name)
+
+    def _create_subscription(self, change: Change) -> None:
+        spec: schemas.SubscriptionReplace = change.data["spec"]
+        body = spec.model_dump() | {"name": change.name}
+        made = subscribing.create(
+            self.db,
+            self.ctx,
+            schemas.SubscriptionCreate(**body),
+            allowed_networks=self.allowed_networks,
+        )
+        self.remember("subscription", change.name, made.id)
+
+    def _update_subscription(self, change: Change) -> None:
+        subscribing.replace(
+            self.db,
+            self.ctx,
+            change.name,
+            change.data["spec"],
+            allowed_networks=self.allowed_networks,
+        )
+
+    def _delete_subscription(self, change: Change) -> None:
+        subscribing.delete(self.db, self.ctx, change.name)
+        self.forget("subscription", change.name)
 
 
 def _record_run(db: Database, ctx: Context, action: str, planned: Plan) -> None:

@@ -232,7 +232,8 @@ class Database:
         """Run ``callback`` once, last thing before this write transaction commits."""
         session.info.setdefault("before_commit", {}).setdefault(name, callback)
 
-    def notify(self, session: Session, topic: str, key: str = "") -> None:
+    @staticmethod
+    def notify(session: Session, topic: str, key: str = "") -> None:
         """Wake listeners of ``topic`` once this transaction commits."""
         session.info.setdefault("notify", set()).add((topic, key))
 

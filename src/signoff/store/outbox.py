@@ -30,33 +30,36 @@ def insert_event(session: Session, event: events.Event) -> None:
             "actor": event.actor,
             "data": event.data,
             "occurred_at": event.occurred_at,
+            "version": event.version,
         },
     )
 
 
-def insert_deliveries(
-    session: Session,
-    *,
-    event: events.Event,
-    target_kind: deliveries.TargetKind,
-    targets: dict[str, str],
-) -> None:
-    """One delivery of ``event`` per entry of ``targets`` (delivery id -> target), in one
-    statement."""
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    target_kind: deliveries.TargetKind
+    target: str
+    subscription_id: str | None = None
+
+
+def insert_deliveries(session: Session, event: events.Event, new: list[NewDelivery]) -> None:
+    """Deliveries of ``event``, due at once, in one statement."""
     session.execute(
         _INSERT_DELIVERY,
         [
             {
-                "id": delivery_id,
+                "id": delivery.id,
                 "event_id": event.id,
-                "target_kind": target_kind.value,
-                "target": target,
+                "target_kind": delivery.target_kind.value,
+                "target": delivery.target,
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
                 "next_attempt_at": event.occurred_at,
                 "created_at": event.occurred_at,
+                "subscription_id": delivery.subscription_id,
             }
-            for delivery_id, target in targets.items()
+            for delivery in new
         ],
     )
 
@@ -92,6 +95,7 @@ def claim_due(
             target=row.target,
             attempts=row.attempts,
             created_at=row.created_at,
+            subscription_id=row.subscription_id,
         )
         for row, event in claimed
     ]
@@ -144,9 +148,16 @@ class Filters:
     subject: str | None = None
 
 
-def deliveries_of_subject(session: Session, subject: str) -> list[DeliveryRecord]:
-    """Delivery state for everything an object caused, for showing on that object."""
+def deliveries_of_subject(
+    session: Session, subject: str, *, own_only: bool = False
+) -> list[DeliveryRecord]:
+    """Delivery state for what an object caused, for showing on that object; with
+    ``own_only``, none that went to a subscription (an approval shows its callback and its
+    approvers' emails: what went to subscriptions, even deleted ones, is for admins' eyes,
+    as a URL may hold a token)."""
     query = _records().where(EventRow.subject == subject)
+    if own_only:
+        query = query.where(DeliveryRow.subscription_id.is_(None))
     return _with_attempt_times(
         session, list(session.execute(query.order_by(DeliveryRow.created_at, DeliveryRow.id)))
     )
@@ -335,4 +346,5 @@ def _event(row: EventRow) -> events.Event:
         actor=row.actor,
         data=row.data,
         occurred_at=row.occurred_at,
+        version=row.version,
     )

@@ -325,6 +325,23 @@ class EventRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, server_default="1")  # of ``data``
+
+
+class SubscriptionRow(Base):
+    """Where matching events go (``domain/subscriptions.py``). ``target`` is a URL or a
+    channel (a JSON string), or the email recipients (a JSON list)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[Any] = mapped_column(JSONType)
+    filter: Mapped[dict[str, Any]]
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class DeliveryRow(Base):
@@ -337,6 +354,7 @@ class DeliveryRow(Base):
             postgresql_where=PENDING,
         ),
         Index("ix_deliveries_event_id", "event_id"),
+        Index("ix_deliveries_subscription_id", "subscription_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -349,6 +367,10 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set for a subscription's deliveries; a deleted subscription's go out all the same.
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL")
+    )
 
 
 class DeliveryAttemptRow(Base):

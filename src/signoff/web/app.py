@@ -31,6 +31,7 @@ from signoff.web.api import deliveries as deliveries_api
 from signoff.web.api import metrics as metrics_api
 from signoff.web.api import people as people_api
 from signoff.web.api import policies as policies_api
+from signoff.web.api import subscriptions as subscriptions_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime, is_client_in
 from signoff.web.portal import decision_links, home, links, render, security, signin
@@ -55,8 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app, html_errors=_html_error)
     pages = (signin, oidc_pages, links, decision_links, home)
-    api = (approvals_api, policies_api, deliveries_api, people_api, audit_api, system_api)
-    for module in (*api, metrics_api, *pages):
+    api = (approvals_api, policies_api, subscriptions_api, deliveries_api, people_api)
+    for module in (*api, audit_api, system_api, metrics_api, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
     app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]

@@ -87,16 +87,29 @@ class Dispatcher:
     async def _deliver(self, http: httpx.AsyncClient, delivery: Delivery) -> None:
         result = await self._send(http, delivery)
         if not result.ok:
-            log.info("delivery %s to %s failed: %s", delivery.id, delivery.target, result.error)
+            where = _shown(delivery)
+            log.info("delivery %s to %s failed: %s", delivery.id, where, result.error)
         await asyncio.to_thread(deliveries.record, self.db, [delivery], [result], self.backoff)
 
     async def _send(self, http: httpx.AsyncClient, delivery: Delivery) -> AttemptResult:
-        if delivery.target_kind is TargetKind.EMAIL:
+        kind = delivery.target_kind
+        if kind is TargetKind.EMAIL:
             return await email.send(
                 delivery, self.smtp, public_url=self.public_url, secret_key=self.secret_key
             )
-        return await webhook.send(
-            http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
+        if kind in (TargetKind.CALLBACK, TargetKind.WEBHOOK):
+            return await webhook.send(
+                http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
+            )
+        # Slack and apprise subscriptions are stored and matched before their senders exist:
+        # an ordinary failed attempt, retried until one exists or the delivery is too old.
+        return AttemptResult(
+            delivery_id=delivery.id,
+            ok=False,
+            status_code=None,
+            error=f"no sender for {kind} yet",
+            latency_ms=0,
+            response_excerpt=None,
         )
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -117,3 +130,10 @@ class Dispatcher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
+
+
+def _shown(delivery: Delivery) -> str:
+    """Where a delivery goes, fit for a log: URLs may hold tokens."""
+    if delivery.target_kind in (TargetKind.EMAIL, TargetKind.SLACK):
+        return delivery.target
+    return destinations.redacted(delivery.target)

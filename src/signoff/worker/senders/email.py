@@ -1,12 +1,14 @@
 """Email: messages rendered from events with Jinja2 templates (HTML and plain text) and sent
 over SMTP with aiosmtplib (STARTTLS, implicit TLS or plain, with optional login).
 
-Templates live beside this module, one pair per event type (``<type>.html`` and
-``<type>.txt``, the first line of the text one being the subject). Links that carry a secret
-are built here, from the event's data and the server key, so no sendable link is ever
-stored in the database. An approval's email carries its recipient's own decision links when
-the ``approval.created`` event names them among those it emailed (``emailed``); anyone else
-it may reach gets the approval's address alone.
+Templates live beside this module, the first line of the text one being the subject. What
+signoff sends of its own (an invitation, a password reset, an approval to each person who
+may decide it) has a pair per event type (``<type>.html`` and ``<type>.txt``), and links that
+carry a secret are built here, from the event's data and the server key, so no sendable link
+is ever stored in the database; an approver's email carries their own decision links. What
+goes to subscribers' recipients uses one generic pair (``event.html``, ``event.txt``): the
+event named in the subject, a readable summary of its public envelope, and a link to the
+approval when the event is about one.
 """
 
 from __future__ import annotations
@@ -66,15 +68,18 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
     """The message for one email delivery."""
     event = delivery.event
     base_url = public_url.rstrip("/")
-    values: dict[str, Any] = {
-        "data": event.data,
-        "public_url": base_url,
-        "expires_at": _readable(event.data.get("expires_at")),
-    }
-    values |= _links(delivery, base_url, secret_key)
-    if event.type == events.APPROVAL_CREATED:
-        values |= _approval_values(event.data)
-    name = event.type.replace(".", "_")
+    if delivery.subscription_id is None:  # signoff's own email: its own template
+        name = event.type.replace(".", "_")
+        values: dict[str, Any] = {
+            "data": event.data,
+            "expires_at": _readable(event.data.get("expires_at")),
+        }
+        values |= _links(delivery, base_url, secret_key)
+        if event.type == events.APPROVAL_CREATED:
+            values |= _approval_values(event.data)
+    else:
+        name, values = "event", _event_values(delivery.payload(), base_url)
+    values["public_url"] = base_url
     subject, _, text = _templates.get_template(f"{name}.txt").render(values).partition("\n")
     message = EmailMessage()
     message["To"] = delivery.target
@@ -165,6 +170,46 @@ def _rules_in_words(rules: dict[str, Any]) -> list[str]:
     if rules.get("link_requires_login"):  # events written before it existed lack it
         found.append("The links ask you to sign in to signoff first.")
     return found
+
+
+def _event_values(envelope: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """What the generic template shows of a public envelope."""
+    data = envelope["data"]
+    is_approval = envelope["type"].startswith("approval.")
+    title = " ".join(str(data.get("title") or envelope["subject"]).split())  # one line
+    status = f" ({data['status']})" if isinstance(data.get("status"), str) else ""
+    return {
+        "type": envelope["type"],
+        "headline": f"{title}{status}",
+        "description": events.event_type(envelope["type"]).description,
+        "rows": _summary(envelope),
+        "link": f"{public_url}/approvals/{envelope['subject']}" if is_approval else None,
+    }
+
+
+def _summary(envelope: dict[str, Any]) -> list[tuple[str, str]]:
+    data = envelope["data"]
+    rows = [("Subject", envelope["subject"])]
+    if data.get("title"):
+        rows.append(("Title", str(data["title"])))
+    if data.get("previous_status") and data.get("status"):
+        rows.append(("Status", f"{data['previous_status']} -> {data['status']}"))
+    elif data.get("status"):
+        rows.append(("Status", str(data["status"])))
+    if isinstance(data.get("reason"), str) and data["reason"]:
+        rows.append(("Reason", data["reason"]))
+    decision = data.get("decision")
+    if isinstance(decision, dict):
+        said = f": {decision['comment']}" if decision.get("comment") else ""
+        rows.append(("Decision", f"{decision.get('verdict')} by {decision.get('user')}{said}"))
+    outcome = data.get("outcome")
+    if isinstance(outcome, dict) and outcome.get("decided_by"):
+        said = f": {outcome['comment']}" if outcome.get("comment") else ""
+        rows.append(("Outcome", f"{outcome.get('status')}, by {outcome['decided_by']}{said}"))
+    if data.get("deadline_at") and data.get("status") == "pending":
+        rows.append(("Deadline", _readable(data["deadline_at"])))
+    rows += [("By", envelope["actor"]), ("At", _readable(envelope["timestamp"]))]
+    return rows
 
 
 def _readable(value: object) -> str:

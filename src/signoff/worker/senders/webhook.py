@@ -1,4 +1,5 @@
-"""Webhooks signed per the Standard Webhooks spec.
+"""Webhooks signed per the Standard Webhooks spec: an approval's callback and subscriptions'
+webhooks alike (the body is the delivery's envelope, ``Delivery.payload``).
 
 Headers ``webhook-id`` (the delivery's id: the same on every retry, so receivers deduplicate
 by it), ``webhook-timestamp`` (seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
@@ -35,7 +36,7 @@ USER_AGENT = "signoff-webhooks/1"
 
 def signed_request(delivery: Delivery, secrets: tuple[str, ...]) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one attempt, signed with each of ``secrets``."""
-    body = json.dumps(delivery.event.envelope(), separators=(",", ":"), sort_keys=True)
+    body = json.dumps(delivery.payload(), separators=(",", ":"), sort_keys=True)
     sent_at = datetime.now(UTC)
     signatures = " ".join(Webhook(secret).sign(delivery.id, sent_at, body) for secret in secrets)
     headers = {
