@@ -431,7 +431,7 @@ async def baseline(receiver: Receiver, config: Config) -> gates.Metrics:
     from signoff.worker.senders import webhook
 
     await receiver.reset()
-    cpu = Cpu({"receiver": receiver.process.pid})
+    cpu = Cpu({"receiver": receiver.process.pid, "sender": os.getpid()})
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(config.events):
         queue.put_nowait(n)
@@ -488,6 +488,7 @@ def _fresh_postgres(admin_url: str) -> Any:
 async def bench(config: Config) -> Report:
     report = Report(machine=gates.machine_info(), config=config)
     report.machine["background_busy_pct"] = busy = await gates.background_busy()
+    report.machine["load_average_1m"] = os.getloadavg()[0]
     if busy > 10:
         gates.log(f"warning: the machine is already {busy:.0f}% busy; the results will be skewed")
     with tempfile.TemporaryDirectory(prefix="signoff-bench-") as tmp:
@@ -498,7 +499,7 @@ async def bench(config: Config) -> Report:
             report.rows.append(
                 {"backend": "-", "workers": 0, "scenario": "baseline"} | median(rounds)
             )
-            gates.log(f"  {report.rows[-1]['rate']:,.0f} events/s")
+            gates.log(f"  {describe(report.rows[-1])}")
             for backend, fresh in backends(config, report.machine):
                 for workers in WORKERS:
                     gates.log(f"[{backend}] {workers} worker{'s' if workers > 1 else ''}")

@@ -615,7 +615,8 @@ class Approvals:
         return self._client._bind(self._client._send(_ApprovalCalls.heartbeat(approval_id)))
 
     def deliveries(self, approval_id: str) -> builtins.list[schemas.DeliveryPublic]:
-        """Where the approval's events (its callback) were sent, and how that went."""
+        """Where the approval's events (its callback) were sent, and how that is going:
+        ``failing_since``, ``attempts``, ``last_error`` and ``next_attempt_at`` of each."""
         return self._client._send(_ApprovalCalls.deliveries(approval_id))
 
     def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:

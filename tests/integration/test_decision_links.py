@@ -222,7 +222,8 @@ def test_a_required_comment_and_the_decision_form_are_checked_field_by_field(
     path = links_to(mailbox, "alice@example.com")["approve"]
     opened = browser.get(path)
     assert '<label for="field-1">Change ticket (required)</label>' in opened.text
-    assert '<select id="field-2" name="form.risk"' in opened.text
+    assert '<label for="field-2">Rows (required)</label>' in opened.text
+    assert '<select id="field-4" name="form.risk"' in opened.text
     assert 'type="number" step="1"' in opened.text
     assert 'type="checkbox"' in opened.text
     assert "Comment (required)" in opened.text

@@ -1,11 +1,11 @@
 """A decision as a person fills it in on a page: the comment, and the policy's decision form
 (a JSON Schema) as HTML fields, read back into the JSON the schema checks.
 
-A page shows each top-level property of the schema as one field: a text box for a string, a
-number box for a number or an integer, a checkbox for a boolean, a list to choose from for an
-``enum``, and a text area taking JSON for anything else (objects, arrays). What is posted is
-converted by the field's kind, then the schema judges it (``policies.form_errors``), so every
-problem is reported against the field a person can fix.
+A page shows each top-level property of the schema as one field (required ones first): a text
+box for a string, a number box for a number or an integer, a checkbox for a boolean, a list to
+choose from for an ``enum``, and a text area taking JSON for anything else (objects, arrays).
+What is posted is converted by the field's kind, then the schema judges it
+(``policies.form_errors``), so every problem is reported against the field a person can fix.
 """
 
 from __future__ import annotations
@@ -52,12 +52,15 @@ class Posted:
 
 
 def fields_of(schema: dict[str, Any] | None) -> list[Field]:
-    """The fields a page shows for ``schema``, in the schema's order."""
+    """The fields a page shows for ``schema``: the required ones in the order ``required``
+    lists them, then the others by name. Not the order of ``properties``: PostgreSQL keeps
+    JSON objects as JSONB, which does not keep the order of their keys."""
     if schema is None:
         return []
-    required = set(schema.get("required", []))
     properties = schema.get("properties", {})
-    return [_field(name, spec, name in required) for name, spec in properties.items()]
+    required = [name for name in dict.fromkeys(schema.get("required", [])) if name in properties]
+    others = sorted(name for name in properties if name not in required)
+    return [_field(name, properties[name], name in required) for name in required + others]
 
 
 def read(
