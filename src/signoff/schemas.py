@@ -402,7 +402,9 @@ class AuditVerification(BaseModel):
 
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
-TargetKind = Literal["callback", "email", "webhook", "slack", "apprise"]  # domain.deliveries.TargetKind
+TargetKind = Literal[
+    "callback", "email", "webhook", "slack", "apprise"
+]  # domain.deliveries.TargetKind
 
 
 class DeliveryPublic(BaseModel):
