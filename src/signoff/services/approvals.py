@@ -467,7 +467,10 @@ def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[deliveri
     ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
         _check_can_see(session, ctx, store.get_approval(session, approval_id))
-        return outbox.deliveries_of_subject(session, approval_id, own_only=True)
+        # Callbacks only: a subscription's deliveries (its URL may hold a token) are for
+        # admins, and once it is deleted they can no longer be told apart by their link.
+        callbacks = (deliveries.TargetKind.CALLBACK,)
+        return outbox.deliveries_of_subject(session, approval_id, kinds=callbacks)
 
 
 def _settle(

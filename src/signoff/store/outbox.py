@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,15 +150,13 @@ class Filters:
 
 
 def deliveries_of_subject(
-    session: Session, subject: str, *, own_only: bool = False
+    session: Session, subject: str, *, kinds: Collection[deliveries.TargetKind] | None = None
 ) -> list[DeliveryRecord]:
-    """Delivery state for what an object caused, for showing on that object; with
-    ``own_only``, none that went to a subscription (an approval shows its callback and its
-    approvers' emails: what went to subscriptions, even deleted ones, is for admins' eyes,
-    as a URL may hold a token)."""
+    """Delivery state for what an object caused, for showing on that object; only ``kinds``
+    when given."""
     query = _records().where(EventRow.subject == subject)
-    if own_only:
-        query = query.where(DeliveryRow.subscription_id.is_(None))
+    if kinds is not None:
+        query = query.where(DeliveryRow.target_kind.in_([kind.value for kind in kinds]))
     return _with_attempt_times(
         session, list(session.execute(query.order_by(DeliveryRow.created_at, DeliveryRow.id)))
     )
