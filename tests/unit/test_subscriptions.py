@@ -270,9 +270,7 @@ def test_an_approvals_deliveries_show_its_callback_not_the_subscriptions(db, peo
     approval = f.create(db, people["pipeline"], callback_url="http://127.0.0.1:9/cb").approval
     approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
     shown = approvals.deliveries_of(db, f.context(db, people["pipeline"]), approval.id)
-    assert [(d.target_kind, d.target) for d in shown] == [
-        ("callback", "http://127.0.0.1:9/cb")
-    ]
+    assert [(d.target_kind, d.target) for d in shown] == [("callback", "http://127.0.0.1:9/cb")]
     assert len(deliveries_of(db, events.APPROVAL_SETTLED)) == 2  # the callback's and the hook's
     subscriptions.delete(db, CLI, "everything")  # its deliveries stay, no longer linked to it
     shown = approvals.deliveries_of(db, f.context(db, people["pipeline"]), approval.id)
