@@ -11,6 +11,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from signoff import errors
 from signoff.services import invitations
@@ -41,8 +42,7 @@ async def accept_invitation(token: str, request: Request, runtime: RuntimeDep) -
         invitation = await run_in_threadpool(
             invitations.open_invitation, runtime.db, runtime.keys.secret_key, token
         )
-        if password != str(form.get("password_again", "")):
-            raise errors.WeakPassword("the two passwords differ", field="password_again")
+        _check_typed_twice(form)
         signed = await run_in_threadpool(
             lambda: invitations.accept(
                 runtime.db,
@@ -117,8 +117,7 @@ async def reset(token: str, request: Request, runtime: RuntimeDep) -> Response:
         user = await run_in_threadpool(
             invitations.open_password_reset, runtime.db, runtime.keys.secret_key, token
         )
-        if password != str(form.get("password_again", "")):
-            raise errors.WeakPassword("the two passwords differ", field="password_again")
+        _check_typed_twice(form)
         await run_in_threadpool(
             lambda: invitations.reset_password(
                 runtime.db, context_of(request), runtime.rules, token, password=password
@@ -139,3 +138,8 @@ async def reset(token: str, request: Request, runtime: RuntimeDep) -> Response:
     response = redirect("/login?done=reset")
     security.clear_session_cookie(response, secure=runtime.settings.secure_cookies)
     return response
+
+
+def _check_typed_twice(form: FormData) -> None:
+    if str(form.get("password", "")) != str(form.get("password_again", "")):
+        raise errors.WeakPassword("the two passwords differ", field="password_again")
