@@ -15,7 +15,7 @@ from signoff.settings import Settings
 from signoff.store.engine import Database
 from signoff.worker.dispatcher import Dispatcher
 from signoff.worker.scheduler import Scheduler
-from signoff.worker.senders import email
+from signoff.worker.senders import smtp
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
@@ -28,7 +28,7 @@ class Worker:
             db,
             webhook_secrets=keys.webhook_signing_secrets,
             secret_key=keys.secret_key,
-            smtp=email.SmtpConfig.from_settings(settings),
+            smtp_config=smtp.SmtpConfig.from_settings(settings),
             public_url=settings.public_url,
             allowed_networks=settings.webhook_allowed_networks,
             backoff=Backoff(
