@@ -1,9 +1,9 @@
 """The queries the scheduler and dispatcher run while idle use the partial indexes on pending
 rows (and on scheduled reminders and escalations): with 100,000 pending approvals, a scan and
-sort would cost a core (see ``store.tables.is_pending``); a create that names a policy finds it by index; a metrics
-scrape counts pending rows from those indexes; the deliveries listing walks deliveries newest
-first by their key and sorts nothing, whatever it filters on. SQLite's plans are checked;
-PostgreSQL plans the same SQL."""
+sort would cost a core (see ``store.tables.is_pending``); a create that names a policy finds
+it by index; a metrics scrape counts pending rows from those indexes; the deliveries listing
+walks deliveries newest first by their key and sorts nothing, whatever it filters on.
+SQLite's plans are checked; PostgreSQL plans the same SQL."""
 
 from __future__ import annotations
 
