@@ -292,8 +292,17 @@ def test_two_schedulers_racing_fire_each_timer_once(db, people):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(fired) == 5 * 3
+    assert sum(fired) == 5 * 2  # the latest reminder (the first is overtaken) and escalation
     for approval in made:
-        assert len(events_of(db, approval.id, "approval.reminder_due")) == 2
+        assert len(events_of(db, approval.id, "approval.reminder_due")) == 1
         assert len(events_of(db, approval.id, "approval.escalated")) == 1
     assert emails_of(db, made[0].id, "approval.escalated") == ["carol@example.com"]
+
+
+def test_a_scheduler_that_was_away_sends_only_the_latest_due_reminder(db, people):
+    approval = create(db, people, escalation=None).approval
+    reminders_service.fire_due(db, SCHEDULER, now=T0 + 13 * HOUR)
+    [event] = events_of(db, approval.id, "approval.reminder_due")
+    assert (event["reminder"], event["reminders"]) == (2, 2)
+    shown = approvals.get(db, f.context(db, people["alice"]), approval.id)  # type: ignore[arg-type]
+    assert [t.state.value for t in shown.timers] == ["skipped", "done"]

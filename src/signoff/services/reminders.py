@@ -3,6 +3,8 @@
 Each timer fires in its own transaction, with its approval locked as a decision locks it, and
 is marked done by ``UPDATE ... WHERE state = 'scheduled'``: of several schedulers, one fires
 it, once. A timer of an approval that settled meanwhile never fires (settling skips them).
+When no scheduler ran for a while and several reminders of one approval are due, only the
+latest is sent; the others are skipped.
 
 * A **reminder** writes ``approval.reminder_due`` and emails each person who may decide and
   has not (active people, as at creation) a reminder with their own decision links.
@@ -42,8 +44,8 @@ def _fire(db: Database, ctx: Context, approval_id: str, seq: int, now: datetime)
         timer = next((t for t in approval.timers if t.seq == seq), None)
         if timer is None or not timer.is_scheduled or timer.due_at > now:
             return False  # another scheduler fired it, or its approval settled
-        if not approval.is_pending:
-            store.finish(session, timer, State.SKIPPED, now)  # settling should have skipped it
+        if not approval.is_pending or _is_overtaken(approval.timers, timer, now):
+            store.finish(session, timer, State.SKIPPED, now)
             return False
         if not store.finish(session, timer, State.DONE, now):
             return False
@@ -52,6 +54,15 @@ def _fire(db: Database, ctx: Context, approval_id: str, seq: int, now: datetime)
         else:
             _escalate(db, session, ctx, approval, timer, now)
     return True
+
+
+def _is_overtaken(timers: list[Timer], timer: Timer, now: datetime) -> bool:
+    """Whether a later reminder is due too (no scheduler ran for a while): that one alone is
+    sent, rather than several reminders at once."""
+    return timer.kind is Kind.REMINDER and any(
+        t.kind is Kind.REMINDER and t.seq > timer.seq and t.is_scheduled and t.due_at <= now
+        for t in timers
+    )
 
 
 def _remind(
