@@ -306,3 +306,23 @@ def test_a_scheduler_that_was_away_sends_only_the_latest_due_reminder(db, people
     assert (event["reminder"], event["reminders"]) == (2, 2)
     shown = approvals.get(db, f.context(db, people["alice"]), approval.id)  # type: ignore[arg-type]
     assert [t.state.value for t in shown.timers] == ["skipped", "done"]
+
+
+def test_subscription_filters_pick_reminders_and_escalations_by_their_data(db, people):
+    later = {"type": ["approval.reminder_due"], "data": {"reminder": [{"numeric": [">=", 2]}]}}
+    f.subscription(db, "later-reminders", filter=later)
+    f.subscription(db, "escalations", filter={"type": ["approval.escalated"]})
+    approval = create(db, people).approval
+    for hours in (4, 12, 20):
+        reminders_service.fire_due(db, SCHEDULER, now=T0 + hours * HOUR)
+    with db.read() as session:
+        rows = session.execute(
+            select(EventRow.type, EventRow.data["reminder"].as_integer())
+            .join(DeliveryRow, DeliveryRow.event_id == EventRow.id)
+            .where(EventRow.subject == approval.id, DeliveryRow.subscription_id.is_not(None))
+            .order_by(EventRow.id)
+        )
+        assert [tuple(row) for row in rows] == [
+            ("approval.reminder_due", 2),
+            ("approval.escalated", None),
+        ]
