@@ -326,3 +326,13 @@ def test_subscription_filters_pick_reminders_and_escalations_by_their_data(db, p
             ("approval.reminder_due", 2),
             ("approval.escalated", None),
         ]
+
+
+def test_an_approval_past_its_deadline_when_the_scheduler_returns_gets_no_late_reminder(
+    db, people
+):
+    approval = create(db, people, escalation=None, timeout="13h").approval
+    later = T0 + 14 * HOUR  # the scheduler's order: deadlines first, then timers
+    assert approvals.expire_due(db, SCHEDULER, now=later) == 1
+    assert reminders_service.fire_due(db, SCHEDULER, now=later) == 0
+    assert events_of(db, approval.id, "approval.reminder_due") == []

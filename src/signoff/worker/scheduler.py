@@ -55,8 +55,10 @@ class Scheduler:
             self.wake.clear()
             with self._lock:
                 self._looking, self._noticed = True, math.inf
-            fired = await asyncio.to_thread(reminders.fire_due, self.db, self.ctx)
+            # Deadlines first: a reminder of an approval that is past its deadline (no
+            # scheduler ran for a while) is skipped, not sent.
             settled = await asyncio.to_thread(approvals.expire_due, self.db, self.ctx)
+            fired = await asyncio.to_thread(reminders.fire_due, self.db, self.ctx)
             next_at = None
             if not settled and not fired:
                 next_at = await asyncio.to_thread(approvals.next_due_at, self.db)
