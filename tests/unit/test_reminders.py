@@ -328,9 +328,7 @@ def test_subscription_filters_pick_reminders_and_escalations_by_their_data(db, p
         ]
 
 
-def test_an_approval_past_its_deadline_when_the_scheduler_returns_gets_no_late_reminder(
-    db, people
-):
+def test_an_approval_past_its_deadline_when_the_scheduler_returns_gets_no_late_reminder(db, people):
     approval = create(db, people, escalation=None, timeout="13h").approval
     later = T0 + 14 * HOUR  # the scheduler's order: deadlines first, then timers
     assert approvals.expire_due(db, SCHEDULER, now=later) == 1
