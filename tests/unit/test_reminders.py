@@ -15,7 +15,7 @@ from signoff.domain import reminders
 from signoff.domain.audit import AuditEntry
 from signoff.domain.policies import ApproverRef, Escalation
 from signoff.domain.principals import Role, system_context
-from signoff.services import approvals, audit
+from signoff.services import approvals, audit, principals
 from signoff.services import reminders as reminders_service
 from signoff.store.engine import Database
 from signoff.store.tables import ApprovalTimerRow, DeliveryRow, EventRow
@@ -334,3 +334,14 @@ def test_an_approval_past_its_deadline_when_the_scheduler_returns_gets_no_late_r
     assert approvals.expire_due(db, SCHEDULER, now=later) == 1
     assert reminders_service.fire_due(db, SCHEDULER, now=later) == 0
     assert events_of(db, approval.id, "approval.reminder_due") == []
+
+
+def test_a_team_an_escalation_will_add_cannot_be_deleted_until_the_approval_settles(db, people):
+    approval = create(db, people).approval
+    admin = f.context(db, people["admin"])  # type: ignore[arg-type]
+    with pytest.raises(
+        errors.Conflict, match=f"pending approvals wait on team oncall .{approval.id}"
+    ):
+        principals.delete_team(db, admin, "oncall")
+    decide(db, people["alice"], approval.id, "reject")
+    principals.delete_team(db, admin, "oncall")

@@ -17,6 +17,7 @@ from signoff.store.tables import (
     ApprovalApproverRow,
     ApprovalRow,
     ApprovalTimerRow,
+    JSONType,
     UTCDateTime,
     table,
 )
@@ -103,6 +104,23 @@ def finish(session: Session, timer: Timer, state: reminders.State, at: datetime)
 def skip_scheduled(session: Session, approval_id: str, at: datetime) -> None:
     """The approval settled: none of its timers fires any more."""
     session.execute(_SKIP_ALL, {"timer_approval_id": approval_id, "at": at})
+
+
+def escalating_to_team(session: Session, team_id: str, *, limit: int) -> list[str]:
+    """Some approvals whose scheduled escalation would add ``team_id``. Rare (deleting a
+    team), so the scheduled escalations are read through their partial index and matched
+    here, the same on both databases."""
+    query = text(
+        "SELECT approval_id, approvers FROM approval_timers WHERE state = 'scheduled'"
+        " AND kind = 'escalation'"
+    ).columns(approvers=JSONType)
+    found: list[str] = []
+    for row in session.execute(query):
+        if any(ref["kind"] == "team" and ref["id"] == team_id for ref in row.approvers):
+            found.append(row.approval_id)
+            if len(found) >= limit:
+                break
+    return found
 
 
 def add_approvers(
