@@ -236,3 +236,49 @@ def test_the_cli_sets_and_shows_the_schedule(server, admin, mailbox):
     )
     assert refused.returncode == 1
     assert "--escalate-after and --escalate-to go together" in refused.stderr
+
+
+def test_the_policies_cli_sets_and_shows_reminders_and_escalation(database_url):
+    env = {"SIGNOFF_DATABASE_URL": database_url}
+    run_cli("teams", "create", "oncall", env=env)
+    made = json.loads(
+        run_cli(
+            "policies",
+            "create",
+            "nightly-gate",
+            "-a",
+            "team:oncall",
+            "--timeout",
+            "24h",
+            "--remind",
+            "4h",
+            "--remind",
+            "12h",
+            "--escalate-after",
+            "20h",
+            "--escalate-to",
+            "team:oncall",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    assert made["reminders"] == [14400, 43200]
+    assert made["escalation"]["after_seconds"] == 72000
+    shown = run_cli("policies", "show", "nightly-gate", env=env).stdout
+    assert "reminders: 4h, 12h" in shown
+    assert "escalation: after 20h to team:oncall" in shown
+    late = run_cli(
+        "policies",
+        "create",
+        "late",
+        "-a",
+        "team:oncall",
+        "--timeout",
+        "1h",
+        "--remind",
+        "2h",
+        env=env,
+        check=False,
+    )
+    assert late.returncode == 1
+    assert "reminder 2h is not before the deadline (1h after creation)" in late.stderr
