@@ -103,6 +103,8 @@ class _ApprovalCalls:
         heartbeat_timeout: int | str | None,
         callback_url: str | None,
         idempotency_key: str | None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> _Call[Approval]:
         spec = schemas.ApprovalCreate.model_validate(
             {
@@ -115,6 +117,8 @@ class _ApprovalCalls:
                 "timeout": timeout,
                 "on_timeout": on_timeout,
                 "heartbeat_timeout": heartbeat_timeout,
+                "reminders": reminders,
+                "escalation": escalation,
                 "callback_url": callback_url,
             }
         )
@@ -537,6 +541,8 @@ class Approvals:
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> Approval:
         """Open an approval; the answer carries its task ``token``. Safe to retry: a key is
         generated when you give none, and retries reuse it.
@@ -544,7 +550,9 @@ class Approvals:
         ``policy`` is the decision rules, or the name of a policy that supplies the approvers,
         rules, and possibly timeout and on_timeout (then leave ``approvers`` out). Without a
         name, ``approvers`` are required; ``timeout`` defaults to 24h, ``on_timeout`` to
-        reject."""
+        reject. ``reminders`` (e.g. ``["4h", "12h"]``) email whoever has not decided yet;
+        ``escalation`` (``{"after": "20h", "approvers": ["team:oncall"]}``) adds approvers;
+        both before the deadline, and a named policy may fix them."""
         call = _ApprovalCalls.create(
             title=title,
             approvers=approvers,
@@ -557,6 +565,8 @@ class Approvals:
             heartbeat_timeout=heartbeat_timeout,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            reminders=reminders,
+            escalation=escalation,
         )
         return self._client._bind(self._client._send(call))
 
@@ -655,6 +665,8 @@ class Policies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         """A new named policy. ``timeout`` and ``on_timeout``, when given, are fixed for every
         approval made from it; otherwise each request chooses."""
@@ -669,6 +681,8 @@ class Policies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return self._send(_PolicyCalls.create(name, fields))
 
@@ -686,6 +700,8 @@ class Policies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         """Replace everything the policy holds: what you leave out takes its default.
         Approvals already made from it keep what they copied."""
@@ -700,6 +716,8 @@ class Policies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return self._send(_PolicyCalls.replace(name, fields))
 
@@ -986,6 +1004,8 @@ class AsyncApprovals:
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> Approval:
         call = _ApprovalCalls.create(
             title=title,
@@ -999,6 +1019,8 @@ class AsyncApprovals:
             heartbeat_timeout=heartbeat_timeout,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            reminders=reminders,
+            escalation=escalation,
         )
         return await self._send(call)
 
@@ -1088,6 +1110,8 @@ class AsyncPolicies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         fields = {
             "approvers": approvers,
@@ -1100,6 +1124,8 @@ class AsyncPolicies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return await self._send(_PolicyCalls.create(name, fields))
 
@@ -1117,6 +1143,8 @@ class AsyncPolicies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         fields = {
             "approvers": approvers,
@@ -1129,6 +1157,8 @@ class AsyncPolicies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return await self._send(_PolicyCalls.replace(name, fields))
 
