@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from signoff import Client
 from signoff.store.engine import Database
 from signoff.store.tables import AuditEntryRow
 from signoff.web.portal import admin as admin_pages
-from tests.receivers import Receiver
+from tests.receivers import Receiver, free_port
 
 PASSWORD = "correct horse battery"
 
@@ -323,12 +322,6 @@ def test_a_subscription_filter_error_names_its_path_and_targets_stay_redacted(ad
     assert admin.subscriptions.list().items == []
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_until(check, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -341,7 +334,7 @@ def wait_until(check, timeout: float = 15.0):
 
 @pytest.mark.parametrize("settings_overrides", [{"delivery_max_age_seconds": 0.3}], indirect=True)
 def test_a_dead_letter_is_redriven_once_its_receiver_listens(admin, browser):
-    port = closed_port()
+    port = free_port()
     admin.subscriptions.create("ops", kind="webhook", target=f"http://127.0.0.1:{port}/hook")
     admin.approvals.create(title="Load", approvers=["ada@example.com"])
     dead = wait_until(lambda: admin.deliveries.list(status="dead", target_kind="webhook").items)
@@ -361,7 +354,7 @@ def test_a_dead_letter_is_redriven_once_its_receiver_listens(admin, browser):
 
 @pytest.mark.parametrize("settings_overrides", [{"delivery_max_age_seconds": 0.3}], indirect=True)
 def test_every_dead_letter_that_matches_is_redriven_after_a_confirmation(admin, browser):
-    port = closed_port()
+    port = free_port()
     subscription = admin.subscriptions.create(
         "ops", kind="webhook", target=f"http://127.0.0.1:{port}/hook"
     )
