@@ -20,6 +20,7 @@ from signoff import Client
 from signoff.store.engine import Database
 from signoff.store.tables import AuditEntryRow
 from signoff.web.portal import admin as admin_pages
+from tests import factories
 from tests.receivers import Receiver, free_port
 
 PASSWORD = "correct horse battery"
@@ -255,7 +256,7 @@ def test_a_policy_is_created_refused_field_by_field_edited_and_deleted(admin, br
     )
     assert "The policy is created." in shown.text
     assert "2 approvals approve it." in shown.text
-    assert "After 3d it is rejected." in shown.text
+    assert "Times out after 3d: it is rejected." in shown.text
     policy = admin.policies.get("prod-promotion")
     assert (policy.quorum, policy.comment_required, policy.form["type"]) == (2, True, "object")
 
@@ -442,3 +443,31 @@ def test_every_admin_form_refuses_a_post_without_its_csrf_token_or_from_another_
                 headers={"origin": "https://evil.example"},
             )
             assert foreign.status_code == 403, path
+
+
+def test_what_does_not_exist_is_a_not_found_page(browser):
+    for path in (
+        "/admin/people/usr_nobody",
+        "/admin/teams/nobody",
+        "/admin/policies/nothing",
+        "/admin/subscriptions/nothing",
+        "/admin/deliveries/msg_nothing",
+    ):
+        missing = browser.get(path)
+        assert missing.status_code == 404, path
+        assert missing.headers["content-type"].startswith("text/html")
+        assert "<h1>No such" in missing.text
+
+
+def test_the_audit_log_pages_by_sequence_keeping_its_filters(admin, browser, db: Database):
+    for number in range(55):
+        factories.team(db, f"team-{number:02d}")
+    first = browser.get("/admin/audit?action=team.create")
+    assert first.text.count("<strong>team.create</strong>") == 50
+    older = re.search(r'href="(/admin/audit\?[^"]+)">Older', first.text)
+    assert older
+    second = browser.get(html.unescape(older.group(1)))
+    assert second.text.count("<strong>team.create</strong>") == 5
+    assert "team-00" in second.text
+    assert "team-54" not in second.text
+    assert ">Older<" not in second.text

@@ -71,6 +71,7 @@ async def create_policy(request: Request, runtime: RuntimeDep, visitor: AdminDep
     form = await pages.posted(request, runtime, visitor)
     posted = _posted(form)
     try:
+        rules.check_policy_name(posted["name"])  # in its own words, not the schema's pattern
         spec = schemas.PolicyCreate.model_validate(_body(posted))
         created = await run_in_threadpool(
             policies.create, runtime.db, context_of(request, visitor), spec
@@ -95,6 +96,7 @@ def policy_page(
         section="policies",
         policy=policy,
         words=_in_words(policy),
+        timeout=rules.format_duration(policy.timeout_seconds) if policy.timeout_seconds else None,
         form_json=json.dumps(policy.rules.form, indent=2) if policy.rules.form else None,
     )
 
@@ -226,8 +228,9 @@ def _in_words(policy: NamedPolicy) -> list[str]:
     if policy.rules.link_requires_login:
         found.append("An emailed link decides only for an approver who is signed in.")
     if policy.timeout_seconds:
-        outcome = _OUTCOMES[policy.on_timeout.value] if policy.on_timeout else "as requested"
-        found.append(f"After {rules.format_duration(policy.timeout_seconds)} {outcome}.")
+        after = f"Times out after {rules.format_duration(policy.timeout_seconds)}"
+        outcome = _OUTCOMES[policy.on_timeout.value] if policy.on_timeout else None
+        found.append(f"{after}: {outcome}." if outcome else f"{after}, as the request says.")
     return found
 
 

@@ -58,6 +58,9 @@ def new_subscription(request: Request, runtime: RuntimeDep, visitor: AdminDep) -
 async def create_subscription(request: Request, runtime: RuntimeDep, visitor: AdminDep) -> Response:
     posted = _posted(await pages.posted(request, runtime, visitor))
     try:
+        domain.check_name(posted["name"])  # in its own words, not the schema's pattern
+        if not posted["target"]:
+            raise errors.InvalidInput("say where the events go", field="target")
         spec = schemas.SubscriptionCreate.model_validate(_body(posted))
         await run_in_threadpool(
             lambda: subscriptions.create(
