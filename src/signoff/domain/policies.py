@@ -250,7 +250,7 @@ def check_form_schema(schema: dict[str, Any]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise errors.InvalidInput(
-            f"the decision form is not a valid JSON Schema: {exc.message}"
+            f"the decision form is not a valid JSON Schema: {exc.message}", field="form"
         ) from exc
 
 
