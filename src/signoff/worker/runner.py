@@ -14,7 +14,7 @@ from signoff.settings import Settings
 from signoff.store.engine import Database
 from signoff.worker.dispatcher import Dispatcher
 from signoff.worker.scheduler import Scheduler
-from signoff.worker.senders import email
+from signoff.worker.senders import email, slack
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
@@ -37,6 +37,7 @@ class Worker:
             timeout=settings.delivery_timeout_seconds,
             concurrency=settings.delivery_concurrency,
             max_sleep=settings.worker_max_sleep_seconds,
+            slack=_slack_sender(db, settings),
         )
         self.scheduler = Scheduler(db, max_sleep=settings.worker_max_sleep_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,6 +56,18 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             group.create_task(_forever("dispatcher", self.dispatcher.run))
             group.create_task(_forever("scheduler", self.scheduler.run))
+
+
+def _slack_sender(db: Database, settings: Settings) -> slack.SlackSender | None:
+    if settings.slack_bot_token is None:
+        return None
+    return slack.SlackSender(
+        db,
+        token=settings.slack_bot_token.get_secret_value(),
+        api_url=settings.slack_api_url,
+        public_url=settings.public_url,
+        timeout=settings.delivery_timeout_seconds,
+    )
 
 
 async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
