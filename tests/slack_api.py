@@ -10,9 +10,9 @@ Slack's own format, and plays the part of Slack towards signoff's interactivity 
 * ``POST /response/<n>``: a click's ``response_url``, recording what signoff answered.
 
 ``fail_next`` answers the next requests with HTTP 500, ``ratelimit_next`` with 429 and
-``Retry-After``, ``error_next`` with ``ok: false`` and that error. ``interaction`` builds a
-``block_actions`` payload in Slack's real shape and signs it as Slack does (v0 HMAC-SHA256 of
-``v0:<timestamp>:<body>`` under the signing secret).
+``Retry-After``, ``error_next`` with ``ok: false`` and that error; ``delay`` holds every
+answer. ``interaction`` builds a ``block_actions`` payload in Slack's real shape and signs it
+as Slack does (v0 HMAC-SHA256 of ``v0:<timestamp>:<body>`` under the signing secret).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Call:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    path: str = ""
 
 
 @dataclass
@@ -74,6 +75,7 @@ class SlackApi:
         self.fail_next = 0
         self.ratelimit_next = 0
         self.error_next: list[str] = []
+        self.delay = 0.0  # seconds before each answer: a slow Slack
         self._ts = 1_700_000_000_000100
         self._lock = threading.Condition()
         api = self
@@ -139,6 +141,7 @@ class SlackApi:
         length = int(handler.headers.get("content-length", 0))
         raw = handler.rfile.read(length)
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        time.sleep(self.delay)
         with self._lock:
             status, answer, extra = self._answer(verb, parts.path, parts.query, headers, raw)
             self._lock.notify_all()
@@ -155,7 +158,7 @@ class SlackApi:
         self, verb: str, path: str, query: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, Any, dict[str, str]]:
         if path.startswith("/response/"):
-            return self._response_url(verb, headers, raw)
+            return self._response_url(verb, path, headers, raw)
         method = path.removeprefix("/api/")
         if self.fail_next > 0:
             self.fail_next -= 1
@@ -218,11 +221,12 @@ class SlackApi:
         return 200, {"ok": True, "user": user}, {}
 
     def _response_url(
-        self, verb: str, headers: dict[str, str], raw: bytes
+        self, verb: str, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, Any, dict[str, str]]:
         if verb != "POST" or not headers.get("content-type", "").startswith("application/json"):
             self.violations.append(f"response_url: {verb} {headers.get('content-type')}")
-        self.responses.append(Call("response_url", headers, json.loads(raw), time.monotonic()))
+        call = Call("response_url", headers, json.loads(raw), time.monotonic(), path)
+        self.responses.append(call)
         return 200, None, {}
 
 

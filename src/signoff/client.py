@@ -221,6 +221,21 @@ class _PeopleCalls:
         return _Call("PATCH", f"/v1/users/{user}", _model(schemas.UserPublic), json=body)
 
     @staticmethod
+    def slack_links(user: str) -> _Call[list[schemas.SlackLinkPublic]]:
+        path = f"/v1/users/{user}/slack"
+        return _Call("GET", path, _models(schemas.SlackLinkPublic), retry=True)
+
+    @staticmethod
+    def link_slack_user(user: str, slack_user_id: str) -> _Call[list[schemas.SlackLinkPublic]]:
+        spec = schemas.SlackLinkUpdate.model_validate({"slack_user_id": slack_user_id})
+        path = f"/v1/users/{user}/slack"
+        return _Call("PUT", path, _models(schemas.SlackLinkPublic), json=spec.model_dump())
+
+    @staticmethod
+    def unlink_slack_users(user: str) -> _Call[None]:
+        return _Call("DELETE", f"/v1/users/{user}/slack", lambda _body: None)
+
+    @staticmethod
     def invite(email: str, teams: list[str], role: str) -> _Call[schemas.InvitationSent]:
         spec = schemas.InvitationCreate.model_validate(
             {"email": email, "teams": teams, "role": role}
@@ -801,6 +816,19 @@ class People:
         changes = {"role": role, "is_active": is_active, "name": name}
         return self._send(_PeopleCalls.update_user(user, changes))
 
+    def slack_links(self, user: str) -> list[schemas.SlackLinkPublic]:
+        """The Slack users linked to a user, for deciding with Slack's buttons (admins)."""
+        return self._send(_PeopleCalls.slack_links(user))
+
+    def link_slack_user(self, user: str, slack_user_id: str) -> list[schemas.SlackLinkPublic]:
+        """Link a Slack member id to a user explicitly (admins): their clicks count as the
+        user's. Replaces the user's previous explicit link."""
+        return self._send(_PeopleCalls.link_slack_user(user, slack_user_id))
+
+    def unlink_slack_users(self, user: str) -> None:
+        """Remove every link of a user to Slack users (admins)."""
+        self._send(_PeopleCalls.unlink_slack_users(user))
+
     def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"
     ) -> schemas.InvitationSent:
@@ -1256,6 +1284,15 @@ class AsyncPeople:
     ) -> schemas.UserPublic:
         changes = {"role": role, "is_active": is_active, "name": name}
         return await self._send(_PeopleCalls.update_user(user, changes))
+
+    async def slack_links(self, user: str) -> list[schemas.SlackLinkPublic]:
+        return await self._send(_PeopleCalls.slack_links(user))
+
+    async def link_slack_user(self, user: str, slack_user_id: str) -> list[schemas.SlackLinkPublic]:
+        return await self._send(_PeopleCalls.link_slack_user(user, slack_user_id))
+
+    async def unlink_slack_users(self, user: str) -> None:
+        await self._send(_PeopleCalls.unlink_slack_users(user))
 
     async def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"

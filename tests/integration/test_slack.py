@@ -22,6 +22,7 @@ from tests.receivers import Receiver, free_port
 from tests.slack_api import Message, SlackApi, interaction, signed_headers
 
 ALICE_SLACK = "U0ALICE01"
+FORM = {"type": "object", "properties": {"ticket": {"type": "string"}}}  # nothing required
 BOB_SLACK = "U0BOB0001"
 
 
@@ -226,6 +227,12 @@ def test_an_explicit_link_wins_over_the_profile_email(sdk, slack_api, server, we
     assert slack_api.calls_of("users.info") == []
     assert admin.delete("/v1/users/carol@example.com/slack").status_code == 204
     assert admin.get("/v1/users/carol@example.com/slack").json() == []
+    assert sdk.people.link_slack_user("carol@example.com", "U0CAROL01")[0].source == "explicit"
+    assert [link.slack_user_id for link in sdk.people.slack_links("carol@example.com")] == [
+        "U0CAROL01"
+    ]
+    sdk.people.unlink_slack_users("carol@example.com")
+    assert sdk.people.slack_links("carol@example.com") == []
     bad = admin.put("/v1/users/carol@example.com/slack", json={"slack_user_id": "bob"})
     assert bad.status_code == 422
     assert bad.json()["code"] == "invalid_input"
@@ -260,10 +267,17 @@ def test_the_requester_and_a_policy_that_needs_a_comment_are_sent_to_the_page(
     needs_comment = sdk.approvals.create(
         title="Say why", approvers=["alice@example.com"], policy={"comment_required": True}
     )
-    first, second = slack_api.posted(2)
+    needs_form = sdk.approvals.create(
+        title="Fill in", approvers=["alice@example.com"], policy={"form": FORM}
+    )
+    first, second, third = slack_api.posted(3)
     click(web, slack_api, first, ALICE_SLACK)
     click(web, slack_api, second, ALICE_SLACK, "signoff_reject")
-    two, one = sorted(ephemeral(slack_api, 2), key=lambda reply: reply["text"])  # any order
+    click(web, slack_api, third, ALICE_SLACK)
+    three, two, one = sorted(ephemeral(slack_api, 3), key=lambda reply: reply["text"])
+    assert three["text"].startswith("Approving this asks for a few details.")
+    assert f"{server.url}/approvals/{needs_form.id}|" in three["text"]
+    assert sdk.approvals.get(needs_form.id).decisions == []
     assert one["text"] == (
         "You asked for this approval, and its policy does not let requesters decide."
     )
