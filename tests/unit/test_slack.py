@@ -71,13 +71,13 @@ def test_a_click_is_read_from_a_block_actions_payload():
         "container": {"channel_id": "C0CHAN", "message_ts": "1700000000.000100"},
         "channel": {"id": "C0CHAN"},
         "response_url": "https://hooks.slack.com/actions/T0/1/x",
-        "actions": [{"action_id": "signoff_reject", "value": "ap_1", "type": "button"}],
+        "actions": [{"action_id": "signoff_reject", "value": "ap_xvrhmtfm6gt1", "type": "button"}],
     }
     found = slack.click_of(payload)
     assert found == slack.Click(
         "U0ALICE01",
         "T0TEAM",
-        "ap_1",
+        "ap_xvrhmtfm6gt1",
         Verdict.REJECT,
         "https://hooks.slack.com/actions/T0/1/x",
         "C0CHAN",
@@ -88,6 +88,9 @@ def test_a_click_is_read_from_a_block_actions_payload():
     assert slack.click_of(payload | {"type": "view_submission"}) is None
     with pytest.raises(errors.InvalidInput):
         slack.click_of({k: v for k, v in payload.items() if k != "response_url"})
+    forged_value = [{"action_id": "signoff_approve", "value": "ap_1|x>", "type": "button"}]
+    with pytest.raises(errors.InvalidInput):
+        slack.click_of(payload | {"actions": forged_value})
 
 
 def test_a_signature_is_checked_over_the_raw_body_within_five_minutes():

@@ -34,6 +34,7 @@ VERDICTS = {APPROVE_ACTION: Verdict.APPROVE, REJECT_ACTION: Verdict.REJECT}
 MAX_REQUEST_AGE_SECONDS = 5 * 60  # Slack's own advice for the replay window
 _MESSAGE = re.compile(r"([A-Z0-9]{8,24})/(\d{6,}\.\d{1,10})")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
+_APPROVAL_ID = re.compile(r"ap_[a-z0-9]{4,40}")  # what our buttons carry (``ids.new_id``)
 
 
 class Source(StrEnum):
@@ -88,7 +89,7 @@ def click_of(payload: dict[str, Any]) -> Click | None:
     user = payload.get("user") or {}
     container = payload.get("container") or {}
     try:
-        return Click(
+        click = Click(
             slack_user_id=str(user["id"]),
             team_id=str(user.get("team_id") or (payload.get("team") or {}).get("id") or ""),
             approval_id=str(action["value"]),
@@ -99,6 +100,9 @@ def click_of(payload: dict[str, Any]) -> Click | None:
         )
     except (KeyError, TypeError) as exc:
         raise errors.InvalidInput(f"a block_actions payload without {exc}") from exc
+    if not _APPROVAL_ID.fullmatch(click.approval_id):  # it goes into links in our answers
+        raise errors.InvalidInput("the button's value is not an approval id")
+    return click
 
 
 def is_slack_user_id(value: str) -> bool:

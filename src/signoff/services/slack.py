@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from signoff import errors
 from signoff.domain import approvals, deliveries, slack
 from signoff.domain.approvals import Approval, Channel
-from signoff.domain.principals import Context, Principal, User
+from signoff.domain.principals import Context, Principal, User, UserKind
 from signoff.services import approvals as approvals_service
 from signoff.services import journal
 from signoff.store import approvals as approvals_store
@@ -97,7 +97,7 @@ def link_by_email(db: Database, slack_user_id: str, email: str) -> User | None:
     meantime is kept."""
     with db.write() as session:
         user = principals.find_user_by_email(session, email.strip().lower())
-        if user is None or not user.is_active or user.kind.value != "person":
+        if user is None or not user.is_active or user.kind is not UserKind.PERSON:
             return None
         found = store.find_link(session, slack_user_id)
         if found is not None and found[1] is slack.Source.EXPLICIT:
