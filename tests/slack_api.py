@@ -169,11 +169,13 @@ class SlackApi:
             self.calls.append(Call(method, headers, {}, time.monotonic()))
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
         if headers.get("authorization") != f"Bearer {BOT_TOKEN}":
+            self.violations.append(f"{path}: no bot token")
             return 200, {"ok": False, "error": "not_authed"}, {}
         if method == "users.info":
             return self._users_info(verb, query, headers)
         if method not in ("chat.postMessage", "chat.update"):
-            return 200, {"ok": False, "error": "unknown_method"}, {}
+            self.violations.append(f"{verb} {path}: not a method signoff should call")
+            return 404, {"ok": False, "error": "unknown_method"}, {}
         if verb != "POST" or headers.get("content-type") != "application/json;charset=utf-8":
             self.violations.append(f"{method}: {verb} {headers.get('content-type')}")
             return 200, {"ok": False, "error": "invalid_form_data"}, {}

@@ -31,6 +31,7 @@ def slack_api() -> Iterator[SlackApi]:
     with SlackApi() as api:
         api.users = {ALICE_SLACK: "alice@example.com", BOB_SLACK: "bob@example.com"}
         yield api
+    assert api.violations == []  # every request was one Slack would take
 
 
 REFUSING = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
@@ -270,12 +271,13 @@ def test_the_requester_and_a_policy_that_needs_a_comment_are_sent_to_the_page(
     needs_form = sdk.approvals.create(
         title="Fill in", approvers=["alice@example.com"], policy={"form": FORM}
     )
-    first, second, third = slack_api.posted(3)
+    by_id = {m.buttons[0]["value"]: m for m in slack_api.posted(3)}  # posted in any order
+    first, second, third = by_id[own.id], by_id[needs_comment.id], by_id[needs_form.id]
     click(web, slack_api, first, ALICE_SLACK)
     click(web, slack_api, second, ALICE_SLACK, "signoff_reject")
     click(web, slack_api, third, ALICE_SLACK)
     three, two, one = sorted(ephemeral(slack_api, 3), key=lambda reply: reply["text"])
-    assert three["text"].startswith("Approving this asks for a few details.")
+    assert three["text"].startswith("Approving this asks for a few details."), (one, two, three)
     assert f"{server.url}/approvals/{needs_form.id}|" in three["text"]
     assert sdk.approvals.get(needs_form.id).decisions == []
     assert one["text"] == (

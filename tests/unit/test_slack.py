@@ -119,6 +119,7 @@ def test_update_targets_are_never_mistaken_for_channels():
 def slack_api() -> Iterator[SlackApi]:
     with SlackApi() as api:
         yield api
+    assert api.violations == []  # every request was one Slack would take
 
 
 def slack_deliveries(db: Database) -> list[DeliveryRow]:
