@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -182,6 +183,17 @@ def test_a_slack_user_is_found_by_email_once_and_an_explicit_link_wins(db):
     assert slack_service.link_by_email(db, "U0NOBODY1", "nobody@example.com") is None
     assert slack_service.unlink_user(db, factories.CLI, "bob@example.com") == ["U0ALICE01"]
     assert slack_service.find_user(db, "U0ALICE01") is None
+
+
+def test_first_clicks_of_one_slack_user_at_once_all_find_their_user(db):
+    alice = factories.user(db, "alice@example.com")
+
+    def first_click(_: int) -> object:
+        return slack_service.link_by_email(db, "U0ALICE01", "alice@example.com")
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(first_click, range(8)))
+    assert found == [alice] * 8
 
 
 def test_a_deadline_is_shown_in_each_readers_time_zone():

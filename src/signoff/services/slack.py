@@ -95,15 +95,19 @@ def link_by_email(db: Database, slack_user_id: str, email: str) -> User | None:
     """The active person whose email is ``email`` (from the Slack user's profile), now linked
     to that Slack user for next time; None when there is none. An explicit link made in the
     meantime is kept."""
-    with db.write() as session:
-        user = principals.find_user_by_email(session, email.strip().lower())
-        if user is None or not user.is_active or user.kind is not UserKind.PERSON:
-            return None
-        found = store.find_link(session, slack_user_id)
-        if found is not None and found[1] is slack.Source.EXPLICIT:
-            return principals.find_user(session, found[0])
-        store.link(session, slack_user_id, user.id, slack.Source.EMAIL, datetime.now(UTC))
-        return user
+    try:
+        with db.write() as session:
+            user = principals.find_user_by_email(session, email.strip().lower())
+            if user is None or not user.is_active or user.kind is not UserKind.PERSON:
+                return None
+            found = store.find_link(session, slack_user_id)
+            if found is not None and found[1] is slack.Source.EXPLICIT:
+                return principals.find_user(session, found[0])
+            store.link(session, slack_user_id, user.id, slack.Source.EMAIL, datetime.now(UTC))
+            return user
+    except errors.Conflict:
+        # Two first clicks of one Slack user at once (PostgreSQL): the other linked them.
+        return find_user(db, slack_user_id)
 
 
 def decide(
