@@ -229,6 +229,21 @@ class _PeopleCalls:
         return _Call("DELETE", f"/v1/users/{quote(user, safe='@')}/oidc", lambda _body: None)
 
     @staticmethod
+    def slack_links(user: str) -> _Call[list[schemas.SlackLinkPublic]]:
+        path = f"/v1/users/{quote(user, safe='@')}/slack"
+        return _Call("GET", path, _models(schemas.SlackLinkPublic), retry=True)
+
+    @staticmethod
+    def link_slack_user(user: str, slack_user_id: str) -> _Call[list[schemas.SlackLinkPublic]]:
+        spec = schemas.SlackLinkUpdate.model_validate({"slack_user_id": slack_user_id})
+        path = f"/v1/users/{quote(user, safe='@')}/slack"
+        return _Call("PUT", path, _models(schemas.SlackLinkPublic), json=spec.model_dump())
+
+    @staticmethod
+    def unlink_slack_users(user: str) -> _Call[None]:
+        return _Call("DELETE", f"/v1/users/{quote(user, safe='@')}/slack", lambda _body: None)
+
+    @staticmethod
     def invite(email: str, teams: list[str], role: str) -> _Call[schemas.InvitationSent]:
         spec = schemas.InvitationCreate.model_validate(
             {"email": email, "teams": teams, "role": role}
@@ -827,6 +842,19 @@ class People:
         """Forget the identity-provider account that signs in as ``user`` (admins)."""
         self._send(_PeopleCalls.unlink_oidc(user))
 
+    def slack_links(self, user: str) -> list[schemas.SlackLinkPublic]:
+        """The Slack users linked to a user, for deciding with Slack's buttons (admins)."""
+        return self._send(_PeopleCalls.slack_links(user))
+
+    def link_slack_user(self, user: str, slack_user_id: str) -> list[schemas.SlackLinkPublic]:
+        """Link a Slack member id to a user explicitly (admins): their clicks count as the
+        user's. Replaces the user's previous explicit link."""
+        return self._send(_PeopleCalls.link_slack_user(user, slack_user_id))
+
+    def unlink_slack_users(self, user: str) -> None:
+        """Remove every link of a user to Slack users (admins)."""
+        self._send(_PeopleCalls.unlink_slack_users(user))
+
     def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"
     ) -> schemas.InvitationSent:
@@ -1297,6 +1325,15 @@ class AsyncPeople:
 
     async def unlink_oidc(self, user: str) -> None:
         await self._send(_PeopleCalls.unlink_oidc(user))
+
+    async def slack_links(self, user: str) -> list[schemas.SlackLinkPublic]:
+        return await self._send(_PeopleCalls.slack_links(user))
+
+    async def link_slack_user(self, user: str, slack_user_id: str) -> list[schemas.SlackLinkPublic]:
+        return await self._send(_PeopleCalls.link_slack_user(user, slack_user_id))
+
+    async def unlink_slack_users(self, user: str) -> None:
+        await self._send(_PeopleCalls.unlink_slack_users(user))
 
     async def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"

@@ -7,14 +7,15 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
 * SignoffError
   x NotFound            ApprovalNotFound, UserNotFound, TeamNotFound, ApiKeyNotFound,
                         InvitationNotFound, PolicyNotFound, DeliveryNotFound, LinkNotFound,
-                        SubscriptionNotFound
+                        SubscriptionNotFound, SlackNotConfigured
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision, DeliveryNotDead
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
                         WeakPassword, PayloadTooLarge
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
                         InsufficientScope, CsrfFailed, AccountDisabled, GroupNotAllowed
-  x Unauthenticated     InvalidSignature, InvalidCredentials, OidcFailed
+  x Unauthenticated     InvalidSignature (SlackSignatureInvalid, SlackRequestStale),
+                        InvalidCredentials, OidcFailed
   x InvalidLink         (410: an emailed link that is not genuine, expired, used or revoked;
                         a decision link that is not genuine is a LinkNotFound)
   x TooManyAttempts     (429: sign-in refused for a while)
@@ -95,6 +96,13 @@ class LinkNotFound(NotFound):
 class SubscriptionNotFound(NotFound):
     code = "subscription_not_found"
     title = "No such subscription"
+
+
+class SlackNotConfigured(NotFound):
+    """Slack's interactivity endpoint on a server without ``SIGNOFF_SLACK_SIGNING_SECRET``."""
+
+    code = "slack_not_configured"
+    title = "Slack is not set up on this server"
 
 
 class Conflict(SignoffError):
@@ -239,6 +247,21 @@ class InvalidSignature(Unauthenticated):
 
     code = "invalid_signature"
     title = "The webhook signature is not valid"
+
+
+class SlackSignatureInvalid(InvalidSignature):
+    """A request to the Slack endpoint without a valid ``X-Slack-Signature`` (v0 HMAC)."""
+
+    code = "invalid_slack_signature"
+    title = "The Slack request signature is not valid"
+
+
+class SlackRequestStale(InvalidSignature):
+    """A Slack request whose ``X-Slack-Request-Timestamp`` is over five minutes from now:
+    a replay, or a clock far off."""
+
+    code = "stale_slack_request"
+    title = "The Slack request is too old or from the future"
 
 
 class InvalidCredentials(Unauthenticated):

@@ -352,6 +352,19 @@ class UserUpdate(_Model):
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class SlackLinkUpdate(_Model):
+    """The Slack user a signoff user is (their member id, from 'Copy member ID')."""
+
+    slack_user_id: str = Field(min_length=3, max_length=32, pattern=r"^[UW][A-Z0-9]{2,30}$")
+
+
+class SlackLinkPublic(BaseModel):
+    slack_user_id: str
+    source: Literal["explicit", "email"] = Field(
+        description="explicit: set by an admin; email: found by the Slack profile's email."
+    )
+
+
 class InvitationCreate(_Model):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     teams: list[str] = Field(default_factory=list, max_length=100, description="Team names.")

@@ -135,6 +135,20 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         default="signoff <signoff@localhost>", description="The From: of every email."
     )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's bot token (xoxb-...); unset: Slack is off, and Slack "
+        "subscriptions' deliveries fail with a clear error.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret, to verify clicks on Approve and Reject; "
+        "unset: /slack/interactions answers 404 slack_not_configured.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Slack's Web API; change it only to point at a test server.",
+    )
     log_level: str = "info"
     oidc_issuer: str | None = Field(
         default=None,
@@ -197,7 +211,13 @@ class Settings(BaseSettings):
                 raise ValueError("a webhook secret is 'whsec_' followed by base64")
         return value
 
-    @field_validator("oidc_issuer", "oidc_client_secret", mode="before")
+    @field_validator(
+        "oidc_issuer",
+        "oidc_client_secret",
+        "slack_bot_token",
+        "slack_signing_secret",
+        mode="before",
+    )
     @classmethod
     def _unset_when_empty(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -238,6 +258,11 @@ class Settings(BaseSettings):
     @property
     def email_enabled(self) -> bool:
         return self.smtp_host is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack messages are sent (the bot token is set)."""
+        return self.slack_bot_token is not None
 
     @property
     def oidc_enabled(self) -> bool:

@@ -282,6 +282,20 @@ def test_users_are_disabled_enabled_and_given_roles_from_the_shell(admin_env):
     assert "alice@example.com was not linked to a provider account" in unlinked.stdout
 
 
+def test_a_slack_user_is_linked_listed_and_unlinked_from_the_shell(admin_env):
+    signoff("users", "create", "dana@example.com", env=admin_env)
+    linked = signoff(
+        "users", "slack-link", "dana@example.com", "U012AB3CD", "--json", env=admin_env
+    )
+    assert json.loads(linked.stdout) == [{"slack_user_id": "U012AB3CD", "source": "explicit"}]
+    assert "U012AB3CD" in signoff("users", "slack-links", "dana@example.com", env=admin_env).stdout
+    unlinked = signoff("users", "slack-unlink", "dana@example.com", env=admin_env)
+    assert unlinked.stdout.strip() == "unlinked U012AB3CD"
+    wrong = signoff("users", "slack-link", "dana@example.com", "dana", env=admin_env, check=False)
+    assert wrong.returncode != 0
+    assert "is not a Slack user id" in wrong.stderr
+
+
 def test_policies_are_admin_commands_on_the_database(admin_env):
     signoff("teams", "create", "prod-approvers", env=admin_env)
     made = json.loads(

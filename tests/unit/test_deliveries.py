@@ -128,3 +128,14 @@ def test_the_backlog_counts_pending_due_and_dead_deliveries(db):
     with db.read() as session:
         found = outbox.backlog(session, datetime.now(UTC))
     assert (found.pending, found.dead) == (1, 1)
+
+
+def test_a_receiver_that_asks_to_wait_is_not_tried_sooner(db):
+    delivery_id = f.delivery(db)
+    [claimed] = deliveries.claim_due(db, lease=timedelta(seconds=30), limit=10)
+    limited = AttemptResult(delivery_id, False, 429, "ratelimited", 5, None, retry_after=600)
+    before = datetime.now(UTC)
+    deliveries.record(db, [claimed], [limited], Backoff(base_seconds=1))
+    next_at = record(db, delivery_id).next_attempt_at
+    assert next_at is not None
+    assert next_at >= before + timedelta(seconds=600)  # not the 1 s the backoff gives

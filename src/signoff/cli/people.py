@@ -113,6 +113,61 @@ def unlink_oidc(user: Annotated[str, typer.Argument(help="Email or id.")]) -> No
     typer.echo(f"unlinked {user}" if unlinked else f"{user} was not linked to a provider account")
 
 
+@users.command("slack-link")
+def slack_link(
+    user: Annotated[str, typer.Argument(help="Email or id.")],
+    slack_user_id: Annotated[str, typer.Argument(help="Slack member id, e.g. U012AB3CD.")],
+    as_json: Json = False,
+) -> None:
+    """Link a Slack user to a user: their clicks on Slack's Approve and Reject count as the
+    user's (an explicit link wins over one found by email)."""
+    from signoff.services import slack
+
+    with database() as (db, ctx):
+        try:
+            found = slack.link_user(db, ctx, user, slack_user_id)
+            links = slack.links(db, ctx, found.id)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    _emit_slack_links(links, as_json)
+
+
+@users.command("slack-links")
+def slack_links(
+    user: Annotated[str, typer.Argument(help="Email or id.")], as_json: Json = False
+) -> None:
+    """List the Slack users linked to a user, and how (explicit or email)."""
+    from signoff.services import slack
+
+    with database() as (db, ctx):
+        try:
+            links = slack.links(db, ctx, user)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    _emit_slack_links(links, as_json)
+
+
+@users.command("slack-unlink")
+def slack_unlink(user: Annotated[str, typer.Argument(help="Email or id.")]) -> None:
+    """Remove every link of a user to Slack users."""
+    from signoff.services import slack
+
+    with database() as (db, ctx):
+        try:
+            removed = slack.unlink_user(db, ctx, user)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    typer.echo(f"unlinked {', '.join(removed)}" if removed else "no Slack user was linked")
+
+
+def _emit_slack_links(links: list[tuple[str, Any]], as_json: bool) -> None:
+    rows = [
+        schemas.SlackLinkPublic(slack_user_id=slack_user_id, source=source.value)
+        for slack_user_id, source in links
+    ]
+    emit(rows, ("slack_user_id", "source"), as_json=as_json)
+
+
 def _update_user(user: str, **changes: Any) -> None:
     from signoff.services import principals
 

@@ -138,6 +138,7 @@ class AttemptResult:
     error: str | None
     latency_ms: int
     response_excerpt: str | None
+    retry_after: float | None = None  # seconds the receiver asked us to wait (HTTP 429)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from signoff.store import approvals as store
 from signoff.store import outbox, principals
 from signoff.store import policies as policies_store
 from signoff.store import reminders as reminders_store
+from signoff.store import slack as slack_store
 from signoff.store.engine import Database
 
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
@@ -355,11 +356,13 @@ def record_decision(
     form: dict[str, Any] | None,
     channel: approvals.Channel,
     now: datetime,
+    via: dict[str, Any] | None = None,
 ) -> None:
     """Check and record the decision of ``ctx``'s user (a member of ``team_ids``) on
     ``approval``, which the caller has locked in ``session``; with its event and audit entry,
     and the settlement when the policy is met. For ``decide`` and the other ways to decide
-    (``services/decision_links``)."""
+    (``services/decision_links``, ``services/slack``); ``via`` adds what the channel knows of
+    the decider (their Slack user id) to the audit entry."""
     user = _require_user(ctx)
     approvals.check_can_decide(
         approval,
@@ -384,14 +387,15 @@ def record_decision(
     approval.decisions.append(decision)
     decision_json = approvals.decision_json(decision)
     settled_as = approvals.settlement(approval.policy, approval.decisions)
-    journal.record(
+    event = journal.record(
         session,
         ctx,
         at=now,
         action="approval.decide",
         object_type="approval",
         object_id=approval.id,
-        after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")},
+        after={k: decision_json[k] for k in ("verdict", "comment", "form", "channel")}
+        | (via or {}),
         event_type=events.APPROVAL_DECIDED,
         event_data={
             "approval_id": approval.id,
@@ -403,6 +407,8 @@ def record_decision(
     )
     if settled_as is not None:
         _settle(db, session, ctx, approval, settled_as, Reason.DECISION, now, decision)
+    elif event is not None:
+        _update_slack_messages(db, session, event)
 
 
 def cancel(db: Database, ctx: Context, approval_id: str, *, reason: str = "") -> Approval:
@@ -551,7 +557,18 @@ def _settle(
     )
     if approval.callback_url and event is not None:
         journal.deliver(db, session, event, deliveries.TargetKind.CALLBACK, approval.callback_url)
+    if event is not None:
+        _update_slack_messages(db, session, event)
     db.notify(session, SETTLED, approval.id)
+
+
+def _update_slack_messages(db: Database, session: Session, event: events.Event) -> None:
+    """Have every Slack message posted for the event's approval show its new state, whatever
+    the subscriptions that posted them match: a settled approval's buttons must go. Each
+    update shows the approval as it is when sent, so their order does not matter."""
+    posted = slack_store.messages_of(session, event.subject)
+    targets = [message.target for message in posted]
+    journal.deliver(db, session, event, deliveries.TargetKind.SLACK, *targets)
 
 
 def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:

@@ -72,7 +72,10 @@ def _after(
         return DeliveryStatus.DELIVERED, now
     if backoff.is_too_old(delivery.created_at, now):
         return DeliveryStatus.DEAD, now
-    return deliveries.DeliveryStatus.PENDING, now + backoff.next_delay(delivery.attempts)
+    delay = backoff.next_delay(delivery.attempts)
+    if result.retry_after is not None:  # the receiver said when: never sooner
+        delay = max(delay, timedelta(seconds=result.retry_after))
+    return deliveries.DeliveryStatus.PENDING, now + delay
 
 
 def list_deliveries(

@@ -456,3 +456,39 @@ class ServerSecretRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class SlackMessageRow(Base):
+    """A Slack message posted for an approval (``worker/senders/slack.py``): kept to update it
+    as the approval is decided. ``channel`` is the id Slack answered with; ``target`` the
+    channel as the subscription names it; ``delivery_id`` the delivery that posted it, so a
+    retry of that delivery never posts again."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "ts"),
+        Index("ix_slack_messages_approval_id", "approval_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(100))
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    posted_at: Mapped[datetime]
+
+
+class SlackUserRow(Base):
+    """Which signoff user a Slack user is: set by an admin (``source`` explicit), or found by
+    the Slack profile's email and kept (``source`` email). An explicit one wins."""
+
+    __tablename__ = "slack_users"
+    __table_args__ = (Index("ix_slack_users_user_id", "user_id"),)
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]

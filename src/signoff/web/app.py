@@ -24,7 +24,7 @@ from signoff import errors
 from signoff.__about__ import __version__
 from signoff.services import accounts, approvals, oidc, principals, server
 from signoff.settings import Settings
-from signoff.web import problems
+from signoff.web import problems, slack
 from signoff.web.api import approvals as approvals_api
 from signoff.web.api import audit as audit_api
 from signoff.web.api import deliveries as deliveries_api
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app, html_errors=_html_error)
     pages = (signin, oidc_pages, links, decision_links, home, admin)
     api = (approvals_api, policies_api, subscriptions_api, deliveries_api, people_api)
-    for module in (*api, audit_api, system_api, metrics_api, *pages):
+    for module in (*api, audit_api, system_api, metrics_api, slack, *pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("signoff.web", "static")]), name="static")
     app.add_exception_handler(render.SignInRequired, _sign_in_first)  # type: ignore[arg-type]

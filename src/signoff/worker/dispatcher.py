@@ -21,6 +21,7 @@ from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKi
 from signoff.services import deliveries
 from signoff.store.engine import Database
 from signoff.worker.senders import email, smtp, webhook
+from signoff.worker.senders import slack as slack_sender
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ class Dispatcher:
         timeout: float,
         concurrency: int,
         max_sleep: float,
+        slack: slack_sender.SlackSender | None = None,
     ) -> None:
         self.db = db
+        self.slack = slack  # None: Slack is not configured
         self.webhook_secrets = webhook_secrets  # the current one first (webhook.signed_request)
         self.secret_key = secret_key
         self.mail = smtp.Pool(smtp_config, max_idle=concurrency)
@@ -59,7 +62,12 @@ class Dispatcher:
         limits = httpx.Limits(
             max_connections=self.concurrency, max_keepalive_connections=self.concurrency
         )
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=self.timeout, limits=limits)
+            )
+            if self.slack is not None:
+                await stack.enter_async_context(self.slack)
             try:
                 while True:
                     await self._step(http)
@@ -102,8 +110,12 @@ class Dispatcher:
             return await webhook.send(
                 http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
             )
-        # Slack and apprise subscriptions are stored and matched before their senders exist:
-        # an ordinary failed attempt, retried until one exists or the delivery is too old.
+        if kind is TargetKind.SLACK:
+            if self.slack is None:
+                return slack_sender.not_configured(delivery)
+            return await self.slack.send(delivery)
+        # Apprise subscriptions are stored and matched before their sender exists: an
+        # ordinary failed attempt, retried until one exists or the delivery is too old.
         return AttemptResult(
             delivery_id=delivery.id,
             ok=False,

@@ -15,7 +15,7 @@ from signoff.settings import Settings
 from signoff.store.engine import Database
 from signoff.worker.dispatcher import Dispatcher
 from signoff.worker.scheduler import Scheduler
-from signoff.worker.senders import smtp
+from signoff.worker.senders import slack, smtp
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
@@ -39,6 +39,7 @@ class Worker:
             timeout=settings.delivery_timeout_seconds,
             concurrency=settings.delivery_concurrency,
             max_sleep=settings.worker_max_sleep_seconds,
+            slack=_slack_sender(db, settings),
         )
         self.scheduler = Scheduler(db, max_sleep=settings.worker_max_sleep_seconds)
         self.db = db
@@ -69,6 +70,18 @@ class Worker:
             if swept:
                 log.info("forgot %d ended sessions", swept)
             await asyncio.sleep(SWEEP_INTERVAL)
+
+
+def _slack_sender(db: Database, settings: Settings) -> slack.SlackSender | None:
+    if settings.slack_bot_token is None:
+        return None
+    return slack.SlackSender(
+        db,
+        token=settings.slack_bot_token.get_secret_value(),
+        api_url=settings.slack_api_url,
+        public_url=settings.public_url,
+        timeout=settings.delivery_timeout_seconds,
+    )
 
 
 async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from signoff import errors, schemas
 from signoff.domain import accounts
 from signoff.domain import principals as domain
-from signoff.services import invitations, oidc, principals
+from signoff.services import invitations, oidc, principals, slack
 from signoff.web.deps import ContextDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["people"])
@@ -67,6 +68,36 @@ def unlink_oidc(user: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
     forget is no error."""
     oidc.unlink(runtime.db, ctx, user)
     return Response(status_code=204)
+
+
+@router.get("/users/{user}/slack", response_model=list[schemas.SlackLinkPublic])
+def slack_links(user: str, ctx: ContextDep, runtime: RuntimeDep) -> list[schemas.SlackLinkPublic]:
+    """The Slack users linked to a user, for deciding from Slack (admins)."""
+    return _slack_links(slack.links(runtime.db, ctx, user))
+
+
+@router.put("/users/{user}/slack", response_model=list[schemas.SlackLinkPublic])
+def link_slack_user(
+    user: str, spec: schemas.SlackLinkUpdate, ctx: ContextDep, runtime: RuntimeDep
+) -> list[schemas.SlackLinkPublic]:
+    """Link a Slack user to a user explicitly (admins): their clicks on Approve and Reject
+    count as this user's. It replaces the user's previous explicit link."""
+    found = slack.link_user(runtime.db, ctx, user, spec.slack_user_id)
+    return _slack_links(slack.links(runtime.db, ctx, found.id))
+
+
+@router.delete("/users/{user}/slack", status_code=204)
+def unlink_slack_users(user: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
+    """Remove every link of a user to Slack users (admins), explicit or found by email."""
+    slack.unlink_user(runtime.db, ctx, user)
+    return Response(status_code=204)
+
+
+def _slack_links(found: list[tuple[str, Any]]) -> list[schemas.SlackLinkPublic]:
+    return [
+        schemas.SlackLinkPublic(slack_user_id=slack_user_id, source=source.value)
+        for slack_user_id, source in found
+    ]
 
 
 @router.post("/invitations", status_code=201, response_model=schemas.InvitationSent)
