@@ -69,6 +69,7 @@ class Filters:
     requester_id: str | None = None
     decidable_by: tuple[str, frozenset[str]] | None = None  # (user id, team ids)
     visible_to: tuple[str, frozenset[str]] | None = None  # None: everything (admins)
+    approver: tuple[str, frozenset[str]] | None = None  # names this user or a team of theirs
 
 
 def insert_approval(
@@ -208,7 +209,7 @@ def list_approvals(
     session: Session, filters: Filters, *, cursor: str | None, limit: int
 ) -> tuple[list[Approval], str | None]:
     """A page of approvals, newest first, and the cursor of the next page."""
-    query = select(ApprovalRow).where(*_conditions(filters))
+    query = select(ApprovalRow).where(*conditions(filters))
     if cursor:
         created_at, approval_id = _decode_cursor(cursor)
         query = query.where(
@@ -224,7 +225,8 @@ def list_approvals(
     return _with_decisions(session, page), next_cursor
 
 
-def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+def conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``filters`` on the approvals table."""
     found: list[ColumnElement[bool]] = []
     if filters.status is not None:
         found.append(ApprovalRow.status == filters.status.value)
@@ -240,6 +242,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     if filters.visible_to is not None:
         user_id, team_ids = filters.visible_to
         found.append(or_(ApprovalRow.requester_id == user_id, _approver_is(user_id, team_ids)))
+    if filters.approver is not None:
+        found.append(_approver_is(*filters.approver))
     if filters.decidable_by is not None:
         user_id, team_ids = filters.decidable_by
         found += [
@@ -282,6 +286,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise errors.InvalidInput(
             "the cursor is not one this server issued", field="cursor"
         ) from exc
+
+
+def approvals_of_rows(session: Session, rows: list[Any]) -> list[Approval]:
+    return _with_decisions(session, rows)
 
 
 def _with_decisions(session: Session, rows: list[Any]) -> list[Approval]:
