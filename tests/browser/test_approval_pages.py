@@ -207,14 +207,14 @@ async def test_a_hostile_request_shows_as_text_and_runs_nothing(
     admin, pipeline, mailbox, page, screenshot, script_watch
 ):
     await joined(page, admin, mailbox)
-    form = {
+    form: dict[str, Any] = {
         "type": "object",
         "properties": {
             HOSTILE: {"type": "string", "title": HOSTILE, "description": HOSTILE},
             "pick": {"enum": [HOSTILE, "ok"], "title": "Pick"},
         },
     }
-    approval = await pipeline.approvals.create(
+    await pipeline.approvals.create(
         title=HOSTILE,
         body=(
             f"{HOSTILE}\n\n[click me](javascript:window.__ran=1) "

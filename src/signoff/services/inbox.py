@@ -51,7 +51,9 @@ class Inbox:
     problems: dict[str, str] = field(default_factory=dict)  # a filter naming nobody
 
 
-def list_inbox(db: Database, ctx: Context, query: Query, *, limit: int = PAGE_SIZE) -> Inbox:
+def list_inbox(
+    db: Database, ctx: Context, query: Query, *, limit: int = PAGE_SIZE, with_counts: bool = True
+) -> Inbox:
     user = _user(ctx)
     ctx.principal.require(Scope.APPROVALS_READ)
     me = (user.id, ctx.principal.team_ids)
@@ -73,7 +75,7 @@ def list_inbox(db: Database, ctx: Context, query: Query, *, limit: int = PAGE_SI
         page = store.list_page(
             session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
         )
-        counts = store.count_by_status(session, filters)
+        counts = store.count_by_status(session, filters) if with_counts else {}
     return Inbox(query, page, counts)
 
 

@@ -75,38 +75,55 @@ class Filters:
 def insert_approval(
     session: Session, approval: Approval, idempotency_key: str | None, request_hash: str | None
 ) -> None:
-    session.execute(
-        _INSERT_APPROVAL,
-        {
-            "id": approval.id,
-            "title": approval.title,
-            "body": approval.body,
-            "context": approval.context,
-            "labels": approval.labels,
-            "requester_id": approval.requester_id,
-            "approvers": [{"kind": r.kind, "id": r.id, "name": r.name} for r in approval.approvers],
-            "policy": approval.policy.as_json(),
-            "status": approval.status.value,
-            "on_timeout": approval.on_timeout.value,
-            "created_at": approval.created_at,
-            "deadline_at": approval.deadline_at,
-            "heartbeat_timeout_seconds": approval.heartbeat_timeout_seconds,
-            "heartbeat_at": approval.heartbeat_at,
-            "due_at": approval.due_at,
-            "callback_url": approval.callback_url,
-            "idempotency_key": idempotency_key,
-            "request_hash": request_hash,
-        },
-    )
+    insert_approvals(session, [(approval, idempotency_key, request_hash)])
+
+
+def insert_approvals(session: Session, rows: list[tuple[Approval, str | None, str | None]]) -> None:
+    """Insert approvals with their approvers and labels, three statements for any number
+    (a create inserts one; bench/inbox.py fills a database with a million)."""
+    session.execute(_INSERT_APPROVAL, [_approval_values(*row) for row in rows])
     session.execute(
         _INSERT_APPROVERS,
-        [{"approval_id": approval.id, "kind": r.kind, "ref_id": r.id} for r in approval.approvers],
+        [
+            {"approval_id": approval.id, "kind": r.kind, "ref_id": r.id}
+            for approval, _, _ in rows
+            for r in approval.approvers
+        ],
     )
-    if approval.labels:
-        session.execute(
-            _INSERT_LABELS,
-            [{"approval_id": approval.id, "label": label} for label in approval.labels],
-        )
+    labels = [
+        {"approval_id": approval.id, "label": label}
+        for approval, _, _ in rows
+        for label in approval.labels
+    ]
+    if labels:
+        session.execute(_INSERT_LABELS, labels)
+
+
+def _approval_values(
+    approval: Approval, idempotency_key: str | None, request_hash: str | None
+) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "title": approval.title,
+        "body": approval.body,
+        "context": approval.context,
+        "labels": approval.labels,
+        "requester_id": approval.requester_id,
+        "approvers": [{"kind": r.kind, "id": r.id, "name": r.name} for r in approval.approvers],
+        "policy": approval.policy.as_json(),
+        "status": approval.status.value,
+        "on_timeout": approval.on_timeout.value,
+        "created_at": approval.created_at,
+        "deadline_at": approval.deadline_at,
+        "heartbeat_timeout_seconds": approval.heartbeat_timeout_seconds,
+        "heartbeat_at": approval.heartbeat_at,
+        "due_at": approval.due_at,
+        "callback_url": approval.callback_url,
+        "outcome": approval.outcome,
+        "settled_at": approval.settled_at,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+    }
 
 
 def find_by_idempotency_key(
