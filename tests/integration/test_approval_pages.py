@@ -241,3 +241,13 @@ def test_the_inbox_needs_sign_in(server):
         answer = anonymous.get("/approvals")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login?next=/approvals"
+
+
+def test_a_wrong_address_is_a_page_in_the_portals_style_and_the_api_keeps_problem_json(dana):
+    page = dana.get("/no/such/page")
+    assert page.status_code == 404
+    assert "<h1>Not found</h1>" in page.text
+    assert "There is no page here." in page.text
+    api = dana.get("/v1/no-such-route", headers={"accept": "application/json"})
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"

@@ -21,6 +21,7 @@ from signoff.store.engine import Database
 
 PAGE_SIZE = 25
 COUNT_CAP = store.COUNT_CAP
+SEARCH_SCAN_LIMIT = store.SEARCH_SCAN_LIMIT
 
 
 class View(StrEnum):
@@ -75,7 +76,8 @@ def list_inbox(
         page = store.list_page(
             session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
         )
-        counts = store.count_by_status(session, filters) if with_counts else {}
+        counting = with_counts and filters.text is None
+        counts = store.count_by_status(session, filters) if counting else {}
     return Inbox(query, page, counts)
 
 

@@ -85,6 +85,8 @@ async def inbox_page(
         statuses=STATUS_CHOICES,
         views=inbox.View,
         count_cap=inbox.COUNT_CAP,
+        search_limit=inbox.SEARCH_SCAN_LIMIT,
+        status_values=list(Status),
         params=params,
         link=link,
     )

@@ -16,10 +16,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The requester is in both, so the inbox's "may this person see it?" reads no table row.
     op.create_index(
-        "ix_approvals_status_deadline_at_id", "approvals", ["status", "deadline_at", "id"]
+        "ix_approvals_status_deadline_at_id",
+        "approvals",
+        ["status", "deadline_at", "id", "requester_id"],
     )
-    op.create_index("ix_approvals_deadline_at_id", "approvals", ["deadline_at", "id"])
+    op.create_index(
+        "ix_approvals_deadline_at_id", "approvals", ["deadline_at", "id", "requester_id"]
+    )
 
 
 def downgrade() -> None:
