@@ -110,6 +110,7 @@ def test_filters_narrow_the_inbox_and_say_when_they_name_nobody(pipeline, dana):
     assert "There is no team named &#39;nobody&#39;." in nobody.text
     none = dana.get("/approvals", params={"q": "no such title"})
     assert "No approvals match these filters." in none.text
+    assert 'class="count"' not in none.text  # no counts under a filter: see docs/portal.md
 
 
 def test_pages_follow_the_cursor_both_ways_and_new_approvals_shift_nothing(pipeline, dana):

@@ -76,9 +76,17 @@ def list_inbox(
         page = store.list_page(
             session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
         )
-        counting = with_counts and filters.text is None
-        counts = store.count_by_status(session, filters) if counting else {}
+        counts = store.count_by_status(session, filters) if with_counts and _counted(query) else {}
     return Inbox(query, page, counts)
+
+
+def _counted(query: Query) -> bool:
+    """Whether the inbox shows counts per status: for what waits for me and for all I may
+    see, not under a filter. A rare combination (a label, a team or a requester, and what this
+    person may see) would make a capped count read most of a status's rows at a million
+    approvals; docs/benchmarks.md has the numbers."""
+    filtered = query.label or query.team or query.requester or query.text.strip()
+    return query.view is not View.REQUESTED and not filtered
 
 
 def _to_decide(

@@ -6,7 +6,8 @@ first does and a new approval never shifts a page someone is reading. Counts sto
 ``COUNT_CAP`` matches: past that a person needs a filter, not a number, and counting a
 million rows on every page view would cost more than the page. A person who is not an admin
 sees a few percent of the approvals, so a capped count still reads ``COUNT_CAP`` divided by
-that share of index entries: the cap is kept small.
+that share of index entries: the cap is kept small, and the service counts only views
+without filters (``services/inbox``).
 
 Text search is a case-insensitive substring match on the title, tested on the rows the other
 filters and the deadline order already walk: a page stops after ``limit`` matches, and a
