@@ -33,7 +33,7 @@ from signoff.store import approvals as store
 from signoff.store.tables import ApprovalApproverRow, ApprovalRow
 
 COUNT_CAP = 100
-SEARCH_SCAN_LIMIT = 5_000
+SEARCH_SCAN_LIMIT = 2_000
 
 
 @dataclass(frozen=True)

@@ -252,9 +252,7 @@ class ApprovalRow(Base):
         Index("ix_approvals_status_created_at", "status", "created_at"),
         # The inbox: pages by deadline, within one status or across all (migration 0008);
         # with the requester, so "may this person see it?" reads no table row.
-        Index(
-            "ix_approvals_status_deadline_at_id", "status", "deadline_at", "id", "requester_id"
-        ),
+        Index("ix_approvals_status_deadline_at_id", "status", "deadline_at", "id", "requester_id"),
         Index("ix_approvals_deadline_at_id", "deadline_at", "id", "requester_id"),
     )
 
