@@ -12,7 +12,8 @@ without filters (``services/inbox``).
 Text search is a case-insensitive substring match on the title, tested on the rows the other
 filters and the deadline order already walk: a page stops after ``limit`` matches, and a
 search that matches nothing reads at most ``SEARCH_SCAN_LIMIT`` rows of the filtered set and
-says so (``Page.searched_all``); it has no counts. docs/benchmarks.md has the numbers at a million approvals.
+says so (``Page.searched_all``); it has no counts. docs/benchmarks.md has the numbers at a
+million approvals.
 """
 
 from __future__ import annotations
