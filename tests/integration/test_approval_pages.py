@@ -49,10 +49,12 @@ def pipeline(server: RunningServer, admin: signoff.Client) -> Iterator[signoff.C
         yield client
 
 
-def signed_in(server: RunningServer, admin: signoff.Client, email: str) -> httpx.Client:
+def signed_in(
+    server: RunningServer, admin: signoff.Client, email: str, role: str = "member"
+) -> httpx.Client:
     """A browser (no JavaScript) of a member of data-owners who joined with MFA."""
     browser = httpx.Client(base_url=server.url, headers={"accept": "text/html"})
-    sent = admin.people.invite(email, teams=["data-owners"])
+    sent = admin.people.invite(email, teams=["data-owners"], role=role)
     join(browser, sent.link)
     return browser
 
@@ -252,3 +254,15 @@ def test_a_wrong_address_is_a_page_in_the_portals_style_and_the_api_keeps_proble
     api = dana.get("/v1/no-such-route", headers={"accept": "application/json"})
     assert api.status_code == 404
     assert api.headers["content-type"] == "application/problem+json"
+
+
+def test_an_admin_sees_every_approval_under_all_and_the_admin_link(server, admin, pipeline, dana):
+    hidden = create(pipeline, title="Only the pipeline decides", approvers=["pipeline@example.com"])
+    assert 'href="/admin"' not in dana.get("/approvals").text
+    assert titles(dana.get("/approvals", params={"view": "all"})) == []
+    root = signed_in(server, admin, "root@example.com", role="admin")
+    everything = root.get("/approvals", params={"view": "all"})
+    root.close()
+    assert titles(everything) == [hidden.title]
+    assert '<a href="/admin"' in everything.text
+    assert "All approvals" in everything.text
