@@ -11,10 +11,12 @@ Baselines in the same run: one approval read by primary key (the floor of any qu
 an unbounded, unindexed title search over every row (what a text search would cost without
 the bound; see ``store/inbox.py``).
 
-    .venv/bin/python bench/inbox.py [--approvals N] [--repeat N] [--postgres URL] [--keep PATH]
+    .venv/bin/python bench/inbox.py [--approvals N] [--repeat N] [--postgres URL [--reuse]]
+                                    [--keep PATH]
 
 SQLite goes to a temporary file (or ``--keep PATH``, reused when it is already filled).
-``--postgres URL`` names a database the run may wipe: its schema is dropped and made anew.
+``--postgres URL`` names a database the run may wipe: its schema is dropped and made anew
+(``--reuse``: kept, filled up to ``--approvals``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
     if args.postgres:
         url = args.postgres
-        reset_postgres(url)
+        if not args.reuse:
+            reset_postgres(url)
     else:
         path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp()) / "inbox.db"
         url = f"sqlite:///{path}"
@@ -80,6 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--postgres", help="a PostgreSQL database URL this run may wipe")
     parser.add_argument("--keep", help="an SQLite file to fill (or reuse) and keep")
+    parser.add_argument(
+        "--reuse", action="store_true", help="PostgreSQL: keep what a previous run filled"
+    )
     return parser.parse_args(argv)
 
 
