@@ -190,6 +190,10 @@ def test_deciding_checks_each_field_then_records_the_decision_and_redirects(pipe
     assert "Your decision is recorded." in shown.text
     assert "Checked the flagged rows." in shown.text
     assert 'name="verdict"' not in shown.text
+    assert (
+        "Your decision is recorded."
+        not in dana.get(f"/approvals/{create(pipeline).id}?decided=approve").text
+    )
 
 
 def test_a_late_decision_says_who_decided_and_when(server, admin, pipeline, dana):

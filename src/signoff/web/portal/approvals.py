@@ -145,7 +145,12 @@ async def _approval_page(
 ) -> HTMLResponse:
     ctx = context_of(request, visitor)
     shown = await run_in_threadpool(inbox.view_approval, runtime.db, ctx, approval_id)
+    # "Your decision is recorded" only for whoever has a decision on it: the parameter alone
+    # (a link anyone can type) says nothing.
     decided = request.query_params.get("decided")
+    me = visitor.principal.user.id if visitor.principal and visitor.principal.user else None
+    if not any(d.user_id == me for d in shown.approval.decisions):
+        decided = None
     return _render(request, runtime, visitor, shown, {}, {}, just_decided=decided)
 
 
