@@ -116,3 +116,40 @@ def test_a_schema_problem_no_field_can_fix_is_reported_for_the_whole_form():
     schema = {"type": "object", "required": ["hidden"], "properties": {"note": {"type": "string"}}}
     posted = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {})
     assert posted.errors == {"": "'hidden' is a required property"}
+
+
+MULTI = {
+    "type": "object",
+    "required": ["regions"],
+    "properties": {
+        "regions": {"type": "array", "items": {"enum": ["eu", "us", 7]}, "minItems": 2},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}},
+    },
+}
+
+
+def test_an_array_of_enums_is_a_group_of_checkboxes_read_back_in_the_schemas_order():
+    regions, tags = forms.fields_of(MULTI)
+    assert (regions.kind, regions.required, regions.choices) == (
+        "multi",
+        True,
+        (("eu", "eu"), ("us", "us"), ("7", 7)),
+    )
+    assert tags.kind == "multi"
+    posted = forms.posted_values(
+        [("form.regions", "7"), ("form.regions", "eu"), ("comment", "fine")]
+    )
+    assert posted == {"form.regions": ["7", "eu"], "comment": "fine"}
+    decision = forms.read(policies.Policy(form=MULTI), Verdict.APPROVE, "fine", posted)
+    assert decision.errors == {}
+    assert decision.form == {"regions": ["eu", 7], "tags": []}
+
+
+def test_a_group_of_checkboxes_reports_too_few_none_or_unknown_choices_against_itself():
+    policy = policies.Policy(form=MULTI)
+    one = forms.read(policy, Verdict.APPROVE, "", {"form.regions": "eu"})
+    assert one.errors == {"regions": "['eu'] is too short"}  # the schema's minItems
+    none = forms.read(policy, Verdict.APPROVE, "", {})
+    assert none.errors == {"regions": "choose at least one"}
+    odd = forms.read(policy, Verdict.APPROVE, "", {"form.regions": ["eu", "mars"]})
+    assert odd.errors == {"regions": "choose among the listed values"}

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from signoff.domain.approvals import Status
 from signoff.domain.deliveries import DeliveryStatus
 from signoff.store import approvals, outbox, policies, principals, reminders
 from signoff.store.engine import Database
@@ -135,3 +136,39 @@ def test_whom_a_create_emails_is_found_by_primary_key_and_the_members_index(sqli
     assert "SEARCH team_members USING COVERING INDEX" in with_teams, with_teams
     assert "SCAN users" not in with_teams
     assert "TEMP B-TREE" not in users_only + with_teams
+
+
+def _inbox_filters(**base: object) -> object:
+    from signoff.store import inbox
+
+    return inbox.Filters(base=approvals.Filters(**base))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"status": Status.PENDING}, "ix_approvals_status_deadline_at_id"),
+        ({"status": Status.APPROVED, "label": "etl"}, "ix_approvals_status_deadline_at_id"),
+        ({"visible_to": ("usr_1", frozenset({"team_1"}))}, "ix_approvals_deadline_at_id"),
+        (
+            {"status": Status.PENDING, "decidable_by": ("usr_1", frozenset({"team_1"}))},
+            "ix_approvals_status_deadline_at_id",
+        ),
+    ],
+)
+@pytest.mark.parametrize("latest_first", [False, True])
+@pytest.mark.parametrize("cursor", [None, "n.WyIyMDI2LTExLTI1VDAwOjAwOjAwKzAwOjAwIiwgImFwXzEiXQ"])
+def test_an_inbox_page_walks_the_deadline_index_and_sorts_nothing(
+    sqlite, filters, index, latest_first, cursor
+):
+    from signoff.store import inbox
+
+    with sqlite.read() as session:
+        page, *_decisions = explained(
+            session,
+            lambda s: inbox.list_page(
+                s, _inbox_filters(**filters), cursor=cursor, latest_first=latest_first, limit=25
+            ),
+        )
+    assert f"approvals USING INDEX {index}" in page, page
+    assert "TEMP B-TREE" not in page, page

@@ -3,7 +3,8 @@
 
 A page shows each top-level property of the schema as one field (required ones first): a text
 box for a string, a number box for a number or an integer, a checkbox for a boolean, a list to
-choose from for an ``enum``, and a text area taking JSON for anything else (objects, arrays).
+choose from for an ``enum``, a group of checkboxes for an array of ``enum`` items, and a text
+area taking JSON for anything else (objects, other arrays).
 What is posted is converted by the field's kind, then the schema judges it
 (``policies.form_errors``), so every problem is reported against the field a person can fix.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ class Field:
     name: str  # the property's name; posted as FIELD_PREFIX + name
     label: str
     help: str
-    kind: str  # text | number | integer | boolean | choice | json
+    kind: str  # text | number | integer | boolean | choice | multi | json
     required: bool
     choices: tuple[tuple[str, Any], ...] = ()  # (as shown and posted, the schema's value)
     minimum: float | None = None
@@ -51,6 +52,23 @@ class Posted:
     errors: dict[str, str] = field(default_factory=dict)  # "comment", a field's name, or ""
 
 
+Values = Mapping[str, str | list[str]]  # posted name -> its value, or values when repeated
+
+
+def posted_values(items: Iterable[tuple[str, object]]) -> dict[str, str | list[str]]:
+    """A posted form's fields (``FormData.multi_items()``): one value as a string, a name
+    posted more than once (a group of checkboxes) as the list of its values."""
+    found: dict[str, str | list[str]] = {}
+    for name, value in items:
+        text = str(value)
+        if name in found:
+            before = found[name]
+            found[name] = [*before, text] if isinstance(before, list) else [before, text]
+        else:
+            found[name] = text
+    return found
+
+
 def fields_of(schema: dict[str, Any] | None) -> list[Field]:
     """The fields a page shows for ``schema``: the required ones in the order ``required``
     lists them, then the others by name. Not the order of ``properties``: PostgreSQL keeps
@@ -63,9 +81,7 @@ def fields_of(schema: dict[str, Any] | None) -> list[Field]:
     return [_field(name, properties[name], name in required) for name in required + others]
 
 
-def read(
-    policy: policies.Policy, verdict: Verdict, comment: str, posted: Mapping[str, str]
-) -> Posted:
+def read(policy: policies.Policy, verdict: Verdict, comment: str, posted: Values) -> Posted:
     """The decision ``posted`` stands for under ``policy``, with every problem found, each
     keyed by the field to fix. Form fields are read for approvals only, as the API checks
     form data only for them; a rejection carries its reason in the comment."""
@@ -78,8 +94,12 @@ def read(
         return Posted(comment, None, errors)
     data: dict[str, Any] = {}
     for spec in fields_of(policy.form):
-        raw = posted.get(spec.posted_name, "")
-        value, wrong = _value(spec, raw.strip() if spec.kind != "json" else raw)
+        sent = posted.get(spec.posted_name, "")
+        if spec.kind == "multi":
+            value, wrong = _choices(spec, [sent] if isinstance(sent, str) else sent)
+        else:
+            raw = sent if isinstance(sent, str) else (sent[-1] if sent else "")
+            value, wrong = _value(spec, raw.strip() if spec.kind != "json" else raw)
         if wrong:
             errors[spec.name] = wrong
         elif value is not _MISSING:
@@ -97,14 +117,21 @@ _MISSING = object()  # a field left empty: not part of the form data
 
 def _field(name: str, spec: Any, required: bool) -> Field:
     spec = spec if isinstance(spec, dict) else {}
-    kind = "choice" if "enum" in spec else _KINDS.get(_type_of(spec) or "", "json")
+    items = spec.get("items")
+    enum = spec.get("enum", ())
+    if "enum" in spec:
+        kind = "choice"
+    elif _type_of(spec) == "array" and isinstance(items, dict) and "enum" in items:
+        kind, enum = "multi", items["enum"]
+    else:
+        kind = _KINDS.get(_type_of(spec) or "", "json")
     return Field(
         name=name,
         label=str(spec.get("title") or name.replace("_", " ").capitalize()),
         help=str(spec.get("description", "")),
         kind=kind,
         required=required and kind != "boolean",  # an unticked box is false, never missing
-        choices=tuple((_as_text(value), value) for value in spec.get("enum", ())),
+        choices=tuple((_as_text(value), value) for value in enum),
         minimum=spec.get("minimum") if kind in ("number", "integer") else None,
         maximum=spec.get("maximum") if kind in ("number", "integer") else None,
         max_length=spec.get("maxLength") if kind == "text" else None,
@@ -137,6 +164,16 @@ def _value(spec: Field, raw: str) -> tuple[Any, str | None]:
         except ValueError:
             return _MISSING, 'this field takes JSON, such as [1, 2] or {"key": "value"}'
     return raw, None
+
+
+def _choices(spec: Field, sent: list[str]) -> tuple[Any, str | None]:
+    """The chosen values of a group of checkboxes, in the schema's order."""
+    chosen = [value for shown, value in spec.choices if shown in sent]
+    if len(chosen) < len({item for item in sent if item}):
+        return _MISSING, "choose among the listed values"
+    if not chosen and spec.required:
+        return _MISSING, "choose at least one"
+    return chosen, None
 
 
 def _choice(raw: str, choices: tuple[tuple[str, Any], ...]) -> tuple[Any, str | None]:

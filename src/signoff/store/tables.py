@@ -250,6 +250,10 @@ class ApprovalRow(Base):
         Index("ix_approvals_created_at_id", "created_at", "id"),
         Index("ix_approvals_requester_id_created_at", "requester_id", "created_at"),
         Index("ix_approvals_status_created_at", "status", "created_at"),
+        # The inbox: pages by deadline, within one status or across all (migration 0008);
+        # with the requester, so "may this person see it?" reads no table row.
+        Index("ix_approvals_status_deadline_at_id", "status", "deadline_at", "id", "requester_id"),
+        Index("ix_approvals_deadline_at_id", "deadline_at", "id", "requester_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

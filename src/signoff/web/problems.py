@@ -123,7 +123,11 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     return problem(422, errors.InvalidInput.code, errors.InvalidInput.title, detail, errors=fields)
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    html_errors = request.app.state.html_errors
+    if exc.status_code == 404 and html_errors is not None and _is_page(request):
+        # A browser that followed a wrong link gets a page in the portal's style.
+        return cast(Response, html_errors(request, errors.NotFound("there is no page here")))
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
     for name, value in (exc.headers or {}).items():

@@ -60,12 +60,15 @@ async def decide(
     token: str, request: Request, runtime: RuntimeDep, visitor: VisitorDep
 ) -> Response:
     posted = await security.checked_form(request, runtime.keys.secret_key, visitor.session_id)
-    fields = {key: str(value) for key, value in posted.items()}
+    fields = forms.posted_values(posted.multi_items())
     ctx = _context(request, visitor)
     secret_key = runtime.keys.secret_key
     try:
         link = await run_in_threadpool(decision_links.open_link, runtime.db, ctx, secret_key, token)
-        decision = forms.read(link.approval.policy, link.verdict, fields.get("comment", ""), fields)
+        comment = fields.get("comment", "")
+        decision = forms.read(
+            link.approval.policy, link.verdict, comment if isinstance(comment, str) else "", fields
+        )
         if decision.errors:
             return _confirm_page(request, runtime, visitor, link, fields, decision.errors)
         approval = await run_in_threadpool(
@@ -102,7 +105,7 @@ def _confirm_page(
     runtime: Runtime,
     visitor: Visitor,
     link: decision_links.OpenLink,
-    posted: dict[str, str] | None = None,
+    posted: forms.Values | None = None,
     problems: dict[str, str] | None = None,
 ) -> HTMLResponse:
     approval = link.approval

@@ -22,9 +22,13 @@ from signoff.domain import accounts
 from signoff.domain.principals import Context, Principal
 from signoff.services import accounts as accounts_service
 from signoff.web.deps import Runtime, RuntimeDep
-from signoff.web.portal import security
+from signoff.web.portal import markup, security, timing
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+TEMPLATES.env.filters["markdown"] = markup.markdown
+TEMPLATES.env.filters["time_left"] = timing.time_left
+TEMPLATES.env.filters["utc"] = timing.utc
+TEMPLATES.env.tests["web_link"] = markup.is_web_link
 
 
 @dataclass(frozen=True)

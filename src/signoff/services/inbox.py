@@ -1,0 +1,205 @@
+"""What the portal shows an approver: their inbox, and one approval in full (its decisions,
+deliveries and history, and whether they may decide it and why not)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from signoff import errors
+from signoff.domain import approvals, audit, deliveries
+from signoff.domain.approvals import Approval, Status, Verdict
+from signoff.domain.principals import Context, Scope, User
+from signoff.services import approvals as approvals_service
+from signoff.store import approvals as approvals_store
+from signoff.store import audit as audit_store
+from signoff.store import inbox as store
+from signoff.store import outbox, principals
+from signoff.store.engine import Database
+
+PAGE_SIZE = 25
+COUNT_CAP = store.COUNT_CAP
+SEARCH_SCAN_LIMIT = store.SEARCH_SCAN_LIMIT
+
+
+class View(StrEnum):
+    """Whose approvals the inbox lists."""
+
+    TO_DECIDE = "to-decide"  # pending: waiting for my decision; settled: I was an approver
+    REQUESTED = "requested"  # opened by me
+    ALL = "all"  # everything I may see (admins: everything)
+
+
+@dataclass(frozen=True)
+class Query:
+    view: View = View.TO_DECIDE
+    status: Status | None = Status.PENDING
+    label: str = ""
+    team: str = ""  # a team's name: approvals it may decide
+    requester: str = ""  # an email
+    text: str = ""
+    latest_first: bool = False
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbox:
+    query: Query
+    page: store.Page
+    counts: dict[Status, int]
+    problems: dict[str, str] = field(default_factory=dict)  # a filter naming nobody
+
+
+def list_inbox(
+    db: Database, ctx: Context, query: Query, *, limit: int = PAGE_SIZE, with_counts: bool = True
+) -> Inbox:
+    user = _user(ctx)
+    ctx.principal.require(Scope.APPROVALS_READ)
+    me = (user.id, ctx.principal.team_ids)
+    with db.read() as session:
+        problems: dict[str, str] = {}
+        requester_id = _requester_id(session, query.requester, problems)
+        team_id = _team_id(session, query.team, problems)
+        if problems:
+            return Inbox(query, store.Page([], None, None), dict.fromkeys(Status, 0), problems)
+        base = approvals_store.Filters(
+            status=query.status,
+            label=query.label or None,
+            requester_id=user.id if query.view is View.REQUESTED else requester_id,
+            visible_to=None if ctx.principal.is_admin else me,
+        )
+        if query.view is View.TO_DECIDE:
+            base = _to_decide(base, me)
+        filters = store.Filters(base=base, team_id=team_id, text=query.text.strip() or None)
+        page = store.list_page(
+            session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
+        )
+        counts = store.count_by_status(session, filters) if with_counts and _counted(query) else {}
+    return Inbox(query, page, counts)
+
+
+def _counted(query: Query) -> bool:
+    """Whether the inbox shows counts per status: for what waits for me and for all I may
+    see, not under a filter. A rare combination (a label, a team or a requester, and what this
+    person may see) would make a capped count read most of a status's rows at a million
+    approvals; docs/benchmarks.md has the numbers."""
+    filtered = query.label or query.team or query.requester or query.text.strip()
+    return query.view is not View.REQUESTED and not filtered
+
+
+def _to_decide(
+    base: approvals_store.Filters, me: tuple[str, frozenset[str]]
+) -> approvals_store.Filters:
+    """Pending: what waits for my decision; otherwise: what I was asked to decide."""
+    pending = base.status is Status.PENDING
+    return approvals_store.Filters(
+        status=base.status,
+        label=base.label,
+        requester_id=base.requester_id,
+        visible_to=None,  # an approver may see it
+        decidable_by=me if pending else None,
+        approver=None if pending else me,
+    )
+
+
+def _requester_id(session: Session, email: str, problems: dict[str, str]) -> str | None:
+    if not email.strip():
+        return None
+    found = principals.find_user_by_email(session, email.strip().lower())
+    if found is None:
+        problems["requester"] = f"nobody with the email {email.strip()!r} has an account"
+        return None
+    return found.id
+
+
+def _team_id(session: Session, name: str, problems: dict[str, str]) -> str | None:
+    if not name.strip():
+        return None
+    try:
+        return principals.get_team_id_and_name(session, name.strip())[0]
+    except errors.NotFound:
+        problems["team"] = f"there is no team named {name.strip()!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: audit.AuditEntry
+    actor: str  # a person's name, or what the log calls the actor
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """One approval as its page shows it."""
+
+    approval: Approval
+    requester: User | None
+    people: dict[str, User]  # who decided, by id
+    deliveries: list[deliveries.DeliveryRecord]
+    history: list[HistoryEntry]  # oldest first
+    cannot_decide: str | None  # why this visitor may not decide, or None: they may
+
+
+def view_approval(db: Database, ctx: Context, approval_id: str) -> ApprovalView:
+    """``ApprovalNotFound`` for an approval that does not exist or this person may not see:
+    the two look the same."""
+    user = _user(ctx)
+    approval = approvals_service.get(db, ctx, approval_id)
+    with db.read() as session:
+        ids = {approval.requester_id} | {d.user_id for d in approval.decisions}
+        entries = audit_store.list_entries(
+            session,
+            audit_store.Filters(object_type="approval", object_id=approval.id),
+            before_seq=None,
+            limit=500,
+        )
+        ids |= {e.actor.removeprefix("user:") for e in entries if e.actor.startswith("user:")}
+        people = {uid: found for uid in ids if (found := principals.find_user(session, uid))}
+        team_ids = principals.team_ids_of(session, user.id)
+        callbacks = outbox.deliveries_of_subject(
+            session, approval.id, kinds=(deliveries.TargetKind.CALLBACK,)
+        )
+    history = [HistoryEntry(e, _actor_name(e.actor, people)) for e in reversed(entries)]
+    return ApprovalView(
+        approval=approval,
+        requester=people.get(approval.requester_id),
+        people=people,
+        deliveries=callbacks,
+        history=history,
+        cannot_decide=_why_not(approval, user, team_ids, ctx),
+    )
+
+
+def _why_not(approval: Approval, user: User, team_ids: frozenset[str], ctx: Context) -> str | None:
+    if not ctx.principal.allows(Scope.APPROVALS_DECIDE):
+        return "your sign-in may not decide approvals"
+    try:
+        approvals.check_can_decide(
+            approval,
+            user_id=user.id,
+            team_ids=set(team_ids),
+            verdict=Verdict.REJECT,
+            comment="-",  # the comment and form are checked when a decision is posted
+            form=None,
+        )
+    except errors.SignoffError as exc:
+        return exc.title
+    return None
+
+
+def _actor_name(actor: str, people: dict[str, User]) -> str:
+    if actor.startswith("user:") and (person := people.get(actor.removeprefix("user:"))):
+        return person.name or person.email
+    if actor.startswith("system:"):
+        return "signoff"
+    if actor.startswith("token:"):
+        return "the workflow (task token)"
+    return actor
+
+
+def _user(ctx: Context) -> User:
+    if ctx.principal.user is None:
+        raise errors.PermissionDenied("the portal needs a signed-in person")
+    return ctx.principal.user

@@ -1,0 +1,175 @@
+"""The inbox's queries: a page of approvals by deadline, and how many there are per status.
+
+Pages are keyset pages over ``(deadline_at, id)``, walked on the indexes of migration 0008
+(``status, deadline_at, id`` and ``deadline_at, id``), so the thousandth page costs what the
+first does and a new approval never shifts a page someone is reading. Counts stop at
+``COUNT_CAP`` matches: past that a person needs a filter, not a number, and counting a
+million rows on every page view would cost more than the page. A person who is not an admin
+sees a few percent of the approvals, so a capped count still reads ``COUNT_CAP`` divided by
+that share of index entries: the cap is kept small, and the service counts only views
+without filters (``services/inbox``).
+
+Text search is a case-insensitive substring match on the title, tested on the rows the other
+filters and the deadline order already walk: a page stops after ``limit`` matches, and a
+search that matches nothing reads at most ``SEARCH_SCAN_LIMIT`` rows of the filtered set and
+says so (``Page.searched_all``); it has no counts. docs/benchmarks.md has the numbers at a
+million approvals.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, Select
+
+from signoff import errors
+from signoff.domain.approvals import Approval, Status
+from signoff.store import approvals as store
+from signoff.store.tables import ApprovalApproverRow, ApprovalRow
+
+COUNT_CAP = 100
+SEARCH_SCAN_LIMIT = 2_000
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the inbox shows. ``statuses`` empty: any status."""
+
+    base: store.Filters
+    team_id: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    approvals: list[Approval]
+    next_cursor: str | None
+    previous_cursor: str | None
+    searched_all: bool = True  # False: a text search stopped after SEARCH_SCAN_LIMIT rows
+
+
+def list_page(
+    session: Session,
+    filters: Filters,
+    *,
+    cursor: str | None,
+    latest_first: bool,
+    limit: int,
+) -> Page:
+    """A page of approvals by deadline (soonest first, or latest first) after or before
+    ``cursor`` (``n.`` or ``p.`` and a position), and the cursors of its neighbours."""
+    backwards, position = _decode(cursor) if cursor else (False, None)
+    descending = latest_first != backwards  # walking back reverses the order
+    query = _filtered(filters)
+    if position is not None:
+        query = query.where(_beyond(position, descending=descending))
+    order = (ApprovalRow.deadline_at, ApprovalRow.id)
+    query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
+    searched_all = True
+    if filters.text:
+        # Bound the rows a search reads: the filtered set in deadline order, at most
+        # SEARCH_SCAN_LIMIT of them, then the title test on those.
+        walked = query.limit(SEARCH_SCAN_LIMIT).subquery()
+        inner = select(walked).where(_title_has(walked.c.title, filters.text)).limit(limit + 1)
+        rows = list(session.execute(inner))
+        if len(rows) <= limit:  # fewer matches than a page: did the bound cut the search?
+            scanned = session.scalar(select(func.count()).select_from(walked)) or 0
+            searched_all = scanned < SEARCH_SCAN_LIMIT
+    else:
+        rows = list(session.execute(query.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    page = store.approvals_of_rows(session, rows)
+    if not page:
+        return Page([], None, None, searched_all)
+    first, last = page[0], page[-1]
+    has_next = more if not backwards else True
+    has_previous = more if backwards else position is not None
+    return Page(
+        page,
+        _encode(False, last.deadline_at, last.id) if has_next else None,
+        _encode(True, first.deadline_at, first.id) if has_previous else None,
+        searched_all,
+    )
+
+
+def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
+    """How many approvals match ``filters`` in each status (any status filter aside), each
+    count stopping at ``COUNT_CAP + 1``. Not for a text search: each count would read its
+    own ``SEARCH_SCAN_LIMIT`` rows (the page says how far its search went instead)."""
+    counts: dict[Status, int] = {}
+    for status in Status:
+        one = Filters(base=_with_status(filters.base, status), team_id=filters.team_id)
+        query = _filtered(one).with_only_columns(ApprovalRow.id)
+        capped = query.limit(COUNT_CAP + 1).subquery()
+        counts[status] = session.scalar(select(func.count()).select_from(capped)) or 0
+    return counts
+
+
+def _with_status(base: store.Filters, status: Status) -> store.Filters:
+    return store.Filters(
+        status=status,
+        label=base.label,
+        requester_id=base.requester_id,
+        decidable_by=base.decidable_by if status is Status.PENDING else None,
+        visible_to=base.visible_to,
+        approver=base.approver or (base.decidable_by if status is not Status.PENDING else None),
+    )
+
+
+def _filtered(filters: Filters) -> Select[Any]:
+    query = select(ApprovalRow.__table__).where(*store.conditions(filters.base))
+    if filters.team_id is not None:
+        query = query.where(
+            exists().where(
+                ApprovalApproverRow.approval_id == ApprovalRow.id,
+                ApprovalApproverRow.kind == "team",
+                ApprovalApproverRow.ref_id == filters.team_id,
+            )
+        )
+    return query
+
+
+def _title_has(column: Any, text: str) -> ColumnElement[bool]:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{escaped.lower()}%", escape="\\")
+
+
+def _beyond(position: tuple[datetime, str], *, descending: bool) -> ColumnElement[bool]:
+    deadline_at, approval_id = position
+    if descending:
+        return or_(
+            ApprovalRow.deadline_at < deadline_at,
+            and_(ApprovalRow.deadline_at == deadline_at, ApprovalRow.id < approval_id),
+        )
+    return or_(
+        ApprovalRow.deadline_at > deadline_at,
+        and_(ApprovalRow.deadline_at == deadline_at, ApprovalRow.id > approval_id),
+    )
+
+
+def _encode(backwards: bool, deadline_at: datetime, approval_id: str) -> str:
+    raw = json.dumps([deadline_at.isoformat(), approval_id]).encode()
+    return ("p." if backwards else "n.") + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[bool, tuple[datetime, str]]:
+    try:
+        direction, _, token = cursor.partition(".")
+        if direction not in ("n", "p"):
+            raise ValueError(direction)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        deadline_at, approval_id = json.loads(raw)
+        return direction == "p", (datetime.fromisoformat(deadline_at), str(approval_id))
+    except (ValueError, TypeError) as exc:
+        raise errors.InvalidInput(
+            "the cursor is not one this server issued", field="cursor"
+        ) from exc
