@@ -270,3 +270,19 @@ def test_an_admin_sees_every_approval_under_all_and_the_admin_link(server, admin
     assert titles(everything) == [hidden.title]
     assert '<a href="/admin"' in everything.text
     assert "All approvals" in everything.text
+
+
+def test_an_approval_page_shows_its_reminders_and_escalation(admin, pipeline, dana):
+    admin.people.create_team("on-call")
+    approval = create(
+        pipeline,
+        timeout="24h",
+        reminders=["4h", "12h"],
+        escalation={"after": "20h", "approvers": ["team:on-call"]},
+    )
+    page = dana.get(f"/approvals/{approval.id}")
+    assert page.status_code == 200
+    text = html.unescape(re.sub(r"\s+", " ", page.text))
+    assert "Reminders and escalation" in text
+    assert text.count("Remind whoever has not decided: scheduled") == 2
+    assert "Add on-call as approvers and tell them: scheduled" in text
