@@ -43,6 +43,16 @@ class TargetKind(StrEnum):
     APPRISE = "apprise"  # a subscription's apprise URL
 
 
+class Purpose(StrEnum):
+    """Why a delivery was made, kept on it: a subscription's deliveries stay told apart from
+    an approval's own after the subscription is deleted (its link is then gone)."""
+
+    CALLBACK = "callback"  # the approval's own callback_url
+    APPROVER = "approver"  # the email to one person who may decide an approval
+    SUBSCRIPTION = "subscription"  # what a subscription matched
+    ACCOUNT = "account"  # an invitation or password-reset email
+
+
 @dataclass(frozen=True)
 class Delivery:
     id: str
@@ -52,6 +62,7 @@ class Delivery:
     attempts: int
     created_at: datetime
     subscription_id: str | None = None
+    purpose: Purpose = Purpose.SUBSCRIPTION
 
     def payload(self) -> dict[str, Any]:
         """The envelope this delivery carries: all of it to the approval's own callback, the
@@ -71,6 +82,7 @@ class DeliveryRecord:
     subject: str
     target_kind: str  # a ``TargetKind`` value; kept as stored, so a newer kind still reads
     target: str
+    purpose: str  # a ``Purpose`` value, kept as stored as ``target_kind`` is
     status: DeliveryStatus
     attempts: int
     created_at: datetime  # the delivery's making, or its last redrive: max age counts from it

@@ -33,6 +33,7 @@ from signoff.store.engine import Database
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
 SETTLED = "approval"  # notification topic: this approval left pending
 DELIVERY = journal.DELIVERY
+APPROVER, CALLBACK = deliveries.Purpose.APPROVER, deliveries.Purpose.CALLBACK
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _announce(
         event_data=data,
     )
     assert event is not None
-    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *emailed.values())
+    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, APPROVER, *emailed.values())
 
 
 def _people_to_email(session: Session, approval: Approval) -> dict[str, str]:
@@ -501,7 +502,8 @@ def _settle(
         event_data=approvals.as_json(approval) | {"previous_status": previous.value},
     )
     if approval.callback_url and event is not None:
-        journal.deliver(db, session, event, deliveries.TargetKind.CALLBACK, approval.callback_url)
+        callback = deliveries.TargetKind.CALLBACK
+        journal.deliver(db, session, event, callback, CALLBACK, approval.callback_url)
     db.notify(session, SETTLED, approval.id)
 
 

@@ -41,6 +41,7 @@ class NewDelivery:
     id: str
     target_kind: deliveries.TargetKind
     target: str
+    purpose: deliveries.Purpose
     subscription_id: str | None = None
 
 
@@ -59,6 +60,7 @@ def insert_deliveries(session: Session, event: events.Event, new: list[NewDelive
                 "next_attempt_at": event.occurred_at,
                 "created_at": event.occurred_at,
                 "subscription_id": delivery.subscription_id,
+                "purpose": delivery.purpose.value,
             }
             for delivery in new
         ],
@@ -97,6 +99,7 @@ def claim_due(
             attempts=row.attempts,
             created_at=row.created_at,
             subscription_id=row.subscription_id,
+            purpose=deliveries.Purpose(row.purpose),
         )
         for row, event in claimed
     ]
@@ -238,10 +241,8 @@ class Backlog:
 
 
 def backlog(session: Session, now: datetime) -> Backlog:
-    """Counts by status, from the partial index of pending deliveries where it can serve.
-
-    Dead deliveries have no index of their own: counting them reads the table, which is the
-    one cost here that grows with the number of deliveries ever made."""
+    """Counts by status, from the partial indexes of pending and of dead deliveries: none of
+    it reads the deliveries that were delivered."""
     pending, earliest = session.execute(
         select(func.count(), func.min(DeliveryRow.next_attempt_at)).where(
             is_pending(DeliveryRow.status)
@@ -266,6 +267,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if filters.status is DeliveryStatus.PENDING:
         found.append(is_pending(DeliveryRow.status))
+    elif filters.status is DeliveryStatus.DEAD:
+        found.append(DeliveryRow.status == _DEAD)  # the partial index of dead letters
     elif filters.status is not None:
         found.append(DeliveryRow.status == filters.status.value)
     if filters.target_kind is not None:
@@ -317,6 +320,7 @@ def _record(
         subject=subject,
         target_kind=row.target_kind,
         target=row.target,
+        purpose=row.purpose,
         status=status,
         attempts=row.attempts,
         created_at=row.created_at,
