@@ -415,8 +415,15 @@ class DeliveryPublic(BaseModel):
     event_id: str
     event_type: str
     subject: str = Field(description="The object the event is about, e.g. an approval id.")
-    target_kind: str = Field(description="callback or email.")
-    target: str
+    target_kind: str = Field(description="callback, email, webhook, slack or apprise.")
+    target: str = Field(
+        description="Where it goes; an apprise URL in its privacy form, and what a reader may "
+        "not see of an approval's deliveries masked."
+    )
+    purpose: str = Field(
+        description="Why it was made: callback (the approval's own), approver (the email to "
+        "one person who may decide), subscription, or account (an invitation or reset email)."
+    )
     status: str = Field(description="pending, delivered or dead.")
     attempts: int
     created_at: datetime = Field(

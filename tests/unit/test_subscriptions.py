@@ -152,7 +152,9 @@ def test_switching_off_works_whatever_the_address_rules_are_now(db):
         ("email", ["not-an-address"], "is not an email address"),
         ("email", [], "lists 1 to 50 addresses"),
         ("slack", "general", "is not a Slack channel"),
-        ("apprise", "no-scheme", "is not an apprise URL"),
+        ("apprise", "no-scheme", "apprise does not recognise this URL (scheme '(none)')"),
+        ("apprise", "bogus://host/x", "apprise does not recognise this URL (scheme 'bogus')"),
+        ("apprise", "twilio://only-a-sid", "apprise does not recognise this URL"),
     ],
 )
 def test_a_target_must_suit_its_kind(db, kind, target, says):

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from signoff.domain import destinations
+from signoff.domain import apprise_urls, destinations
 from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKind
 from signoff.services import deliveries
 from signoff.store.engine import Database
-from signoff.worker.senders import email, webhook
+from signoff.worker.senders import apprise, email, webhook
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,15 @@ class Dispatcher:
             return await webhook.send(
                 http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
             )
-        # Slack and apprise subscriptions are stored and matched before their senders exist:
-        # an ordinary failed attempt, retried until one exists or the delivery is too old.
+        if kind is TargetKind.APPRISE:
+            return await apprise.send(
+                delivery,
+                public_url=self.public_url,
+                timeout=self.timeout,
+                allowed=self.allowed_networks,
+            )
+        # Slack subscriptions are stored and matched before their sender exists: an ordinary
+        # failed attempt, retried until one exists or the delivery is too old.
         return AttemptResult(
             delivery_id=delivery.id,
             ok=False,
@@ -136,4 +143,6 @@ def _shown(delivery: Delivery) -> str:
     """Where a delivery goes, fit for a log: URLs may hold tokens."""
     if delivery.target_kind in (TargetKind.EMAIL, TargetKind.SLACK):
         return delivery.target
+    if delivery.target_kind is TargetKind.APPRISE:
+        return apprise_urls.shown(delivery.target)
     return destinations.redacted(delivery.target)
