@@ -137,6 +137,25 @@ class DecisionPublic(BaseModel):
     decided_at: datetime
 
 
+DeliveryPurpose = Literal["callback", "approver", "subscription", "account"]
+
+
+class NotificationStatus(BaseModel):
+    """One destination an approval's events are failing to reach: enough to say "slack
+    delivery to #ml-approvals failing since 10:02, 5 attempts"."""
+
+    purpose: str = Field(description="callback, approver or subscription.")
+    target_kind: str = Field(description="callback, email, webhook, slack or apprise.")
+    target: str = Field(
+        description="Redacted: URLs without their secrets, and people's "
+        "addresses only to admins and the requester."
+    )
+    status: str = Field(description="failing (still retried) or dead (given up).")
+    failing_since: datetime = Field(description="The first failed attempt.")
+    attempts: int = Field(description="Attempts at every failing delivery to it.")
+    last_error: str | None
+
+
 class ApprovalPublic(BaseModel):
     id: str
     url: str
@@ -157,6 +176,12 @@ class ApprovalPublic(BaseModel):
     outcome: dict[str, Any] | None
     settled_at: datetime | None
     decisions: list[DecisionPublic]
+    notifications: list[NotificationStatus] | None = Field(
+        default=None,
+        description="Where this approval's notifications are failing, one entry per "
+        "destination; empty when all arrive. Read by GET /v1/approvals/{id} only: null in "
+        "lists and in the answers of changes.",
+    )
 
     @property
     def is_pending(self) -> bool:

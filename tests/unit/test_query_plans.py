@@ -134,3 +134,14 @@ def test_whom_a_create_emails_is_found_by_primary_key_and_the_members_index(sqli
     assert "SEARCH team_members USING COVERING INDEX" in with_teams, with_teams
     assert "SCAN users" not in with_teams
     assert "TEMP B-TREE" not in users_only + with_teams
+
+
+def test_an_approvals_notification_summary_is_one_statement_by_index(sqlite):
+    with sqlite.read() as session:
+        (plan,) = explained(session, lambda s: outbox.failing_of_subject(s, "ap_1"))
+    assert plan.startswith(
+        "SEARCH events USING INDEX ix_events_subject (subject=?) / "
+        "SEARCH deliveries USING INDEX ix_deliveries_event_id (event_id=?)"
+    ), plan
+    assert "SEARCH delivery_attempts USING INDEX ix_delivery_attempts_delivery_id" in plan, plan
+    assert "SCAN" not in plan, plan

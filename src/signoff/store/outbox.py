@@ -153,16 +153,50 @@ class Filters:
 
 
 def deliveries_of_subject(
-    session: Session, subject: str, *, kinds: Collection[deliveries.TargetKind] | None = None
+    session: Session, subject: str, *, purposes: Collection[deliveries.Purpose] | None = None
 ) -> list[DeliveryRecord]:
-    """Delivery state for what an object caused, for showing on that object; only ``kinds``
-    when given."""
+    """Delivery state for what an object caused, for showing on that object; only those
+    made for ``purposes`` when given. The object's events by ``ix_events_subject``, their
+    deliveries by ``ix_deliveries_event_id``."""
     query = _records().where(EventRow.subject == subject)
-    if kinds is not None:
-        query = query.where(DeliveryRow.target_kind.in_([kind.value for kind in kinds]))
+    if purposes is not None:
+        query = query.where(DeliveryRow.purpose.in_([purpose.value for purpose in purposes]))
     return _with_attempt_times(
         session, list(session.execute(query.order_by(DeliveryRow.created_at, DeliveryRow.id)))
     )
+
+
+def failing_of_subject(session: Session, subject: str) -> list[deliveries.FailingDelivery]:
+    """The deliveries of what an object caused that failed and are not delivered, with
+    their first failure: one statement, by the same indexes as ``deliveries_of_subject``;
+    the attempts are read only for the failing ones (usually none)."""
+    first_failure = (
+        select(func.min(DeliveryAttemptRow.attempted_at))
+        .where(DeliveryAttemptRow.delivery_id == DeliveryRow.id, DeliveryAttemptRow.ok.is_(False))
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(DeliveryRow, first_failure)
+        .join(EventRow, EventRow.id == DeliveryRow.event_id)
+        .where(
+            EventRow.subject == subject,
+            DeliveryRow.status != DeliveryStatus.DELIVERED.value,
+            DeliveryRow.last_error.is_not(None),
+        )
+    )
+    return [
+        deliveries.FailingDelivery(
+            id=row.id,
+            purpose=row.purpose,
+            target_kind=row.target_kind,
+            target=row.target,
+            status=DeliveryStatus(row.status),
+            attempts=row.attempts,
+            first_failure=first or row.created_at,  # its attempts pruned: no better time
+            last_error=row.last_error,
+        )
+        for row, first in rows
+    ]
 
 
 def list_deliveries(

@@ -9,8 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from signoff import schemas
-from signoff.domain import apprise_urls
-from signoff.domain.deliveries import DeliveryRecord, DeliveryStatus, TargetKind
+from signoff.domain.deliveries import DeliveryRecord, DeliveryStatus
 from signoff.services import deliveries
 from signoff.web.deps import ContextDep, RuntimeDep
 
@@ -18,15 +17,7 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
 def to_public(record: DeliveryRecord) -> schemas.DeliveryPublic:
-    return schemas.DeliveryPublic.model_validate(asdict(record) | {"target": _shown(record)})
-
-
-def _shown(record: DeliveryRecord) -> str:
-    """The target in full, admins being the readers, but an apprise URL (a bundle of
-    credentials) in its privacy form."""
-    if record.target_kind == TargetKind.APPRISE:
-        return apprise_urls.shown(record.target)
-    return record.target
+    return schemas.DeliveryPublic.model_validate(asdict(record))
 
 
 @router.get("", response_model=schemas.Page[schemas.DeliveryPublic])
@@ -76,8 +67,7 @@ def get_delivery(delivery_id: str, ctx: ContextDep, runtime: RuntimeDep) -> sche
     """Admins only. The delivery and every attempt, oldest first."""
     found = deliveries.get(runtime.db, ctx, delivery_id)
     return schemas.DeliveryDetail.model_validate(
-        asdict(found.record)
-        | {"target": _shown(found.record), "attempt_log": [asdict(a) for a in found.attempts]}
+        asdict(found.record) | {"attempt_log": [asdict(a) for a in found.attempts]}
     )
 
 
