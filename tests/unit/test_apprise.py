@@ -229,3 +229,22 @@ def test_an_unknown_scheme_is_refused_with_a_stable_code():
         apprise_urls.check("bogus://user:secret@host/x")
     assert refused.value.code == "unknown_apprise_url"
     assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts"),
+    [
+        (f"twilio://{SID}:{TOKEN}@+15551234567/+15557654321", []),
+        ("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js", []),
+        ("ntfy://ml-approvals", []),  # ntfy.sh
+        ("ntfys://ntfy.example.com/ml-approvals", [("ntfy.example.com", None)]),
+        ("json://hooks.example.com:8080/x", [("hooks.example.com", 8080)]),
+        ("mailtos://me:pw@gmail.com?to=ops@example.com", [("smtp.gmail.com", 587)]),
+        (
+            "workflows://prod-00.westus.logic.azure.com/wf/sig",
+            [("prod-00.westus.logic.azure.com", None)],
+        ),
+    ],
+)
+def test_the_hosts_a_url_connects_to_are_known_or_fixed(url, hosts):
+    assert apprise_urls.hosts(apprise_urls.plugin(url), url.partition(":")[0]) == hosts

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,14 +37,19 @@ Plugin = Any  # an apprise plugin instance (apprise.plugins.NotifyBase); apprise
 def plugin(url: str) -> Plugin:
     """The apprise plugin for ``url``; ``UnknownAppriseUrl`` when apprise does not know its
     scheme or cannot read the rest of it."""
-    # apprise says why it refused a URL in a warning that quotes the URL, secrets and all.
-    quiet = logging.getLogger("apprise")
-    was = quiet.disabled
-    quiet.disabled = True
+    # apprise says why it refused a URL in a warning that quotes the URL, secrets and all:
+    # dropped, for this thread only (others may be sending and logging their reasons).
+    logger = logging.getLogger("apprise")
+    thread = threading.get_ident()
+
+    def others(record: logging.LogRecord) -> bool:
+        return record.thread != thread
+
+    logger.addFilter(others)
     try:
         found = apprise.Apprise.instantiate(url)
     finally:
-        quiet.disabled = was
+        logger.removeFilter(others)
     if found is None:
         scheme = urlsplit(url).scheme or "(none)"
         raise errors.UnknownAppriseUrl(
