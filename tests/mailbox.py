@@ -16,12 +16,15 @@ from aiosmtpd.controller import Controller
 
 
 class Mailbox:
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
+        """A server on ``port`` (say, to stand in for one that stopped), or on a free one."""
         self.messages: list[EmailMessage] = []
         self._changed = threading.Condition()
-        with socket.socket() as probe:  # aiosmtpd needs a concrete port to check it started
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:  # aiosmtpd needs a concrete port to check it started
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
@@ -37,7 +40,9 @@ class Mailbox:
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop the server (again: nothing), dropping every client."""
+        if self._controller.loop.is_running():
+            self._controller.stop()
 
     def wait_for(self, to: str, *, count: int = 1, timeout: float = 10.0) -> list[EmailMessage]:
         """The first ``count`` messages to ``to``, waiting for them to arrive."""

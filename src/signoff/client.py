@@ -224,6 +224,10 @@ class _PeopleCalls:
         return _Call("PATCH", f"/v1/users/{user}", _model(schemas.UserPublic), json=body)
 
     @staticmethod
+    def unlink_oidc(user: str) -> _Call[None]:
+        return _Call("DELETE", f"/v1/users/{quote(user, safe='@')}/oidc", lambda _body: None)
+
+    @staticmethod
     def invite(email: str, teams: list[str], role: str) -> _Call[schemas.InvitationSent]:
         spec = schemas.InvitationCreate.model_validate(
             {"email": email, "teams": teams, "role": role}
@@ -807,6 +811,10 @@ class People:
         changes = {"role": role, "is_active": is_active, "name": name}
         return self._send(_PeopleCalls.update_user(user, changes))
 
+    def unlink_oidc(self, user: str) -> None:
+        """Forget the identity-provider account that signs in as ``user`` (admins)."""
+        self._send(_PeopleCalls.unlink_oidc(user))
+
     def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"
     ) -> schemas.InvitationSent:
@@ -1264,6 +1272,9 @@ class AsyncPeople:
     ) -> schemas.UserPublic:
         changes = {"role": role, "is_active": is_active, "name": name}
         return await self._send(_PeopleCalls.update_user(user, changes))
+
+    async def unlink_oidc(self, user: str) -> None:
+        await self._send(_PeopleCalls.unlink_oidc(user))
 
     async def invite(
         self, email: str, *, teams: list[str] | None = None, role: str = "member"

@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from signoff import AsyncClient
+from tests.browser.accessibility import assert_accessible
 from tests.browser.test_signin import PHONE, page_width
 from tests.conftest import RunningServer
 from tests.mailbox import Mailbox, text_of
@@ -70,6 +71,7 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()
     await expect(page.get_by_role("heading", name="Approve as Alice Liddell")).to_be_visible()
     await screenshot("decide-01-confirm")
+    await assert_accessible(page)
 
     await page.get_by_role("button", name="Approve").click()
     await expect(page.get_by_role("alert")).to_contain_text("needs a change")
@@ -77,6 +79,7 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     await expect(comment).to_have_attribute("aria-invalid", "true")
     await expect(comment).to_have_accessible_description("A comment is required.")
     await screenshot("decide-02-comment-required")
+    await assert_accessible(page)
 
     await comment.fill("Checked the flagged rows: a known upstream backfill.")
     await page.keyboard.press("Tab")
@@ -94,7 +97,26 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
         page.get_by_text(re.compile(r"^Already decided by you at .*approved it"))
     ).to_be_visible()
     await screenshot("decide-04-already-decided")
+    await assert_accessible(page)
     assert dialogs == []
+
+
+async def test_a_link_opened_after_the_deadline_says_what_became_of_the_approval(
+    server, admin, mailbox, page, screenshot
+):
+    link = await approve_link(
+        server, admin, mailbox, title="Ship it?", timeout="1s", on_timeout="reject"
+    )
+    [approval] = (await admin.approvals.list()).items
+    assert (await admin.approvals.wait(approval.id, timeout=15)).status == "rejected"
+    answer = await page.goto(link)
+    assert answer is not None
+    assert answer.status == 410
+    await expect(page.get_by_text("This link is no longer valid")).to_be_visible()
+    await expect(page.get_by_text("nobody decided in time, so it was rejected")).to_be_visible()
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    await screenshot("decide-05-expired")
+    await assert_accessible(page)
 
 
 async def test_a_hostile_request_is_shown_as_text_and_runs_nothing(

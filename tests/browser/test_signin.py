@@ -19,6 +19,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import update
 
 from signoff.store.tables import InvitationRow
+from tests.browser.accessibility import assert_accessible
 from tests.mailbox import link_in
 
 PASSWORD = "correct horse battery"
@@ -227,12 +228,14 @@ async def test_a_phone_shows_the_sign_in_pages_without_sideways_scrolling(admin,
     await page.goto("/login")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await screenshot("phone-01-sign-in")
+    await assert_accessible(page)
     assert await page_width(page) == {"window": 390, "content": 390}
 
     sent = await admin.people.invite("dana@example.com")
     await page.goto(sent.link)
     await expect(page.get_by_role("heading", name="Join signoff")).to_be_visible()
     assert await page_width(page) == {"window": 390, "content": 390}
+    await assert_accessible(page)
     await page.get_by_label("Your name").fill("Dana Scully")
     await page.get_by_label("Password", exact=True).fill(PASSWORD)
     await page.get_by_label("The password again").fill(PASSWORD)
@@ -240,6 +243,7 @@ async def test_a_phone_shows_the_sign_in_pages_without_sideways_scrolling(admin,
     await expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
     await screenshot("phone-02-authenticator")
     assert await page_width(page) == {"window": 390, "content": 390}
+    await assert_accessible(page)
 
 
 async def page_width(page: Page) -> dict[str, int]:

@@ -278,6 +278,8 @@ def test_users_are_disabled_enabled_and_given_roles_from_the_shell(admin_env):
     wrong = signoff("users", "set-role", "alice@example.com", "boss", env=admin_env, check=False)
     assert wrong.returncode != 0
     assert "admin or member" in wrong.stderr
+    unlinked = signoff("users", "unlink-oidc", "alice@example.com", env=admin_env)
+    assert "alice@example.com was not linked to a provider account" in unlinked.stdout
 
 
 def test_policies_are_admin_commands_on_the_database(admin_env):

@@ -12,9 +12,11 @@ import pytest
 from signoff import errors
 from signoff.domain import oidc as domain
 from signoff.domain.principals import Context, Principal
-from signoff.services import oidc
+from signoff.services import audit, oidc
 from signoff.settings import Settings
 from signoff.store import oidc as oidc_store
+from tests import factories
+from tests.factories import CLI
 from tests.oidc_provider import OMIT, OidcProvider, new_key
 from tests.receivers import free_port
 
@@ -236,3 +238,33 @@ async def test_a_sign_in_through_the_provider_makes_the_user_and_their_teams(
     with db.read() as session:
         assert oidc_store.find_user_by_subject(session, identity.subject_key) == user
         assert oidc_store.synced_teams(session, user.id).keys() == {"owners"}
+
+
+async def test_an_admin_unlinks_an_address_given_to_someone_new_at_the_provider(
+    db, client, oidc_provider, oidc_settings
+):
+    oidc_provider.user.groups = ["owners"]
+    ctx = Context(principal=Principal(system="oidc"), request_id="req-1", client_addr="::1")
+    first = await sign_in(client, oidc_provider)
+    user = oidc.sign_in_with_oidc(db, ctx, first, oidc_settings)
+    oidc_provider.user.subject = "77c1-someone-new"
+    second = await sign_in(client, oidc_provider)
+    with pytest.raises(errors.OidcFailed, match="another account at the identity provider"):
+        oidc.sign_in_with_oidc(db, ctx, second, oidc_settings)
+
+    assert oidc.unlink(db, CLI, user.email) is True
+    with db.read() as session:
+        assert oidc_store.find_subject_of(session, user.id) is None
+        assert oidc_store.synced_teams(session, user.id) == {}  # the old groups went with it
+    entry = list(audit.export(db, CLI))[-1]
+    assert (entry.action, entry.object_id) == ("user.oidc_unlink", user.id)
+    assert entry.before == {"subject": first.subject_key, "teams": ["owners"]}
+    assert oidc.unlink(db, CLI, user.email) is False  # nothing left to unlink
+
+    assert oidc.sign_in_with_oidc(db, ctx, second, oidc_settings) == user  # linked anew
+
+
+def test_only_an_admin_unlinks(db):
+    member = factories.context(db, factories.user(db, "bob@example.com"))
+    with pytest.raises(errors.PermissionDenied):
+        oidc.unlink(db, member, "bob@example.com")

@@ -96,6 +96,7 @@ ROWS = [
     ("POST", "/v1/users", {"email": "mallory@example.com"}, 403, "permission_denied"),
     ("GET", "/v1/users/me", None, 200, None),
     ("PATCH", "/v1/users/{user}", {"role": "admin"}, 403, "permission_denied"),
+    ("DELETE", "/v1/users/{user}/oidc", None, 403, "permission_denied"),
     ("GET", "/v1/invitations", None, 403, "permission_denied"),
     ("POST", "/v1/invitations", {"email": "m@example.com"}, 403, "permission_denied"),
     ("POST", "/v1/invitations/{invitation_id}/resend", None, 403, "permission_denied"),

@@ -152,3 +152,11 @@ def test_a_pipeline_key_without_decide_scope_raises_insufficient_scope(server, c
     with pytest.raises(errors.InsufficientScope) as refused:
         pipeline.approvals.approve(approval.id)
     assert refused.value.code == "insufficient_scope"
+
+
+def test_an_admin_unlinks_a_provider_account_and_others_may_not(clients):
+    clients["admin"].people.unlink_oidc("alice@example.com")  # nothing linked: no error
+    with pytest.raises(errors.PermissionDenied):
+        clients["alice"].people.unlink_oidc("alice@example.com")
+    with pytest.raises(errors.NotFound):
+        clients["admin"].people.unlink_oidc("nobody@example.com")

@@ -104,6 +104,7 @@ def test_a_webhook_subscribed_over_http_gets_exactly_the_matching_signed_events(
             "pending",
         )
         assert "callback_url" not in event["data"]  # the requester's, not the subscriber's
+        assert "emailed" not in event["data"]  # people's addresses stay in signoff
 
 
 def test_an_email_subscription_mails_each_recipient_a_readable_summary(

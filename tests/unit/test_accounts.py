@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from signoff import errors
 from signoff.domain import accounts as domain
 from signoff.domain.accounts import Stage
 from signoff.domain.principals import Role, anonymous_context
 from signoff.services import accounts, audit, invitations, principals
-from signoff.store.tables import InvitationRow, PasswordResetRow
+from signoff.store.tables import InvitationRow, PasswordResetRow, SessionRow
 from tests import factories
 from tests.factories import CLI, SECRET_KEY
 
@@ -350,6 +350,25 @@ def test_an_idle_session_ends(db, rules, team):
     )
     assert accounts.authenticate_session(db, short, joined.token) is None
     assert accounts.authenticate_session(db, rules, joined.token) is not None
+
+
+def test_the_sweep_forgets_ended_sessions_of_everyone_and_keeps_live_ones(db, rules, team):
+    idle = join(db, rules, email="idle@example.com")
+    live = join(db, rules, email="live@example.com")
+    later = datetime.now(UTC) + rules.idle + timedelta(seconds=1)
+    with db.write() as session:
+        session.execute(
+            update(SessionRow).values(last_seen_at=later - rules.idle + timedelta(seconds=1))
+        )
+        session.execute(
+            update(SessionRow)
+            .where(SessionRow.user_id == idle.user.id)
+            .values(last_seen_at=later - rules.idle)
+        )
+    assert accounts.sweep_ended_sessions(db, rules, now=later) == 1
+    assert accounts.sweep_ended_sessions(db, rules, now=later) == 0
+    with db.read() as session:
+        assert set(session.scalars(select(SessionRow.user_id))) == {live.user.id}
 
 
 def test_sign_out_ends_the_session_and_is_audited(db, rules, team):

@@ -98,6 +98,21 @@ def set_role(
     _update_user(user, role=wanted)
 
 
+@users.command("unlink-oidc")
+def unlink_oidc(user: Annotated[str, typer.Argument(help="Email or id.")]) -> None:
+    """Forget the identity-provider account that signs in as this user; the next provider
+    sign-in with their email links anew. The teams the provider gave them and their sessions
+    end too."""
+    from signoff.services import oidc
+
+    with database() as (db, ctx):
+        try:
+            unlinked = oidc.unlink(db, ctx, user)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    typer.echo(f"unlinked {user}" if unlinked else f"{user} was not linked to a provider account")
+
+
 def _update_user(user: str, **changes: Any) -> None:
     from signoff.services import principals
 

@@ -10,7 +10,8 @@ the version of its payload (``data``), and what no subscriber may see:
 * an **internal** type is signoff's own business (an invitation's email carries a nonce that,
   with the server key, makes the sign-up link): subscriptions never match it;
 * **internal fields** of a public type are left out of the envelope that subscribers receive
-  and filter on (an approval's ``callback_url`` belongs to the requester and may hold a token).
+  and filter on (an approval's ``callback_url`` belongs to the requester and may hold a token;
+  the addresses signoff emailed are people's, not every subscriber's).
 
 A type declared without a producer (``produced=False``) names an event a later feature will
 write (reminders, escalation, models, review loops), so subscriptions may already filter on it.
@@ -46,6 +47,8 @@ class EventType:
 
 
 _APPROVAL_FIELDS = ("callback_url",)
+# Whom signoff emailed, by address: the email sender's business, not every subscriber's.
+_EMAILED = ("emailed",)
 _PLANNED = "Planned: nothing writes it yet."
 CATALOGUE: Mapping[str, EventType] = {
     t.name: t
@@ -55,7 +58,7 @@ CATALOGUE: Mapping[str, EventType] = {
             1,
             "An approval was opened and waits for a decision.",
             "the approval (status pending)",
-            internal_fields=_APPROVAL_FIELDS,
+            internal_fields=_APPROVAL_FIELDS + _EMAILED,
         ),
         EventType(
             APPROVAL_DECIDED,

@@ -56,6 +56,13 @@ class Rules:
         return passwords.MIN_LENGTH_ALONE
 
 
+def sweep_ended_sessions(db: Database, rules: Rules, *, now: datetime | None = None) -> int:
+    """Forget the sessions that expired or went idle, whoever they belong to; a user's own are
+    also forgotten at their next sign-in. Returns how many."""
+    with db.write() as session:
+        return store.delete_ended_sessions(session, now or datetime.now(UTC), rules.idle)
+
+
 @dataclass(frozen=True)
 class SignedIn:
     """A session and the secret for its cookie (returned only here)."""

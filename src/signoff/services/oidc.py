@@ -30,6 +30,7 @@ from signoff.domain import oidc as domain
 from signoff.domain.principals import Context, Team, User, UserKind, is_valid_team_name
 from signoff.services import journal, principals
 from signoff.settings import Settings
+from signoff.store import accounts as accounts_store
 from signoff.store import oidc as store
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
@@ -278,6 +279,36 @@ def sign_in_with_oidc(
         if settings.oidc_groups_claim and _sync_teams(session, ctx, user, identity.groups, now):
             db.notify(session, principals.CHANGED)  # API keys' remembered team lists go
     return user
+
+
+def unlink(db: Database, ctx: Context, user: str) -> bool:
+    """Forget which identity-provider subject signs in as ``user`` (an id or email), so that
+    the next provider sign-in with their email links anew: for an address the provider gave
+    to someone new, or a link made by mistake. The teams the provider's groups gave them go
+    too (they were that subject's groups), and so do their sessions. False when nothing was
+    linked. Admins only; audited as ``user.oidc_unlink`` with what was forgotten."""
+    ctx.principal.require_admin()
+    with db.write() as session:
+        found = principals_store.get_user(session, user.lower() if "@" in user else user)
+        subject = store.find_subject_of(session, found.id)
+        if subject is None:
+            return False
+        teams = store.synced_teams(session, found.id)
+        store.unlink_subject(session, found.id)
+        for team_id in teams.values():
+            store.remove_synced_member(session, team_id, found.id)
+        accounts_store.delete_sessions_of(session, found.id)
+        db.notify(session, principals.CHANGED)  # API keys' remembered team lists go
+        journal.record(
+            session,
+            ctx,
+            at=datetime.now(UTC),
+            action="user.oidc_unlink",
+            object_type="user",
+            object_id=found.id,
+            before={"subject": subject, "teams": sorted(teams)},
+        )
+    return True
 
 
 def _find_or_create_user(

@@ -257,6 +257,16 @@ def delete_ended_sessions_of(
     )
 
 
+def delete_ended_sessions(session: Session, now: datetime, idle: timedelta) -> int:
+    """Forget everyone's sessions that expired or went idle (the worker's periodic sweep)."""
+    result = session.execute(
+        delete(SessionRow).where(
+            (SessionRow.expires_at <= now) | (SessionRow.last_seen_at <= now - idle)
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def _invitation(row: InvitationRow) -> accounts.Invitation:
     return accounts.Invitation(
         id=row.id,

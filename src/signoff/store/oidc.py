@@ -42,6 +42,12 @@ def link_subject(session: Session, user_id: str, subject_key: str) -> None:
     session.flush()
 
 
+def unlink_subject(session: Session, user_id: str) -> None:
+    session.execute(
+        update(CredentialRow).where(CredentialRow.user_id == user_id).values(oidc_subject=None)
+    )
+
+
 def synced_teams(session: Session, user_id: str) -> dict[str, str]:
     """Teams the user is in because of the provider's groups: name -> team id."""
     rows = session.execute(

@@ -20,7 +20,7 @@ from signoff.domain import apprise_urls, destinations
 from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKind
 from signoff.services import deliveries
 from signoff.store.engine import Database
-from signoff.worker.senders import apprise, email, webhook
+from signoff.worker.senders import apprise, email, smtp, webhook
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Dispatcher:
         *,
         webhook_secrets: tuple[str, ...],
         secret_key: str,
-        smtp: email.SmtpConfig,
+        smtp_config: smtp.SmtpConfig,
         public_url: str,
         allowed_networks: Collection[destinations.Network],
         backoff: Backoff,
@@ -43,7 +43,7 @@ class Dispatcher:
         self.db = db
         self.webhook_secrets = webhook_secrets  # the current one first (webhook.signed_request)
         self.secret_key = secret_key
-        self.smtp = smtp
+        self.mail = smtp.Pool(smtp_config, max_idle=concurrency)
         self.public_url = public_url
         self.allowed_networks = allowed_networks
         self.backoff = backoff
@@ -66,6 +66,7 @@ class Dispatcher:
             finally:
                 for task in self._inflight:
                     task.cancel()
+                self.mail.close()
 
     async def _step(self, http: httpx.AsyncClient) -> None:
         self.wake.clear()
@@ -95,7 +96,7 @@ class Dispatcher:
         kind = delivery.target_kind
         if kind is TargetKind.EMAIL:
             return await email.send(
-                delivery, self.smtp, public_url=self.public_url, secret_key=self.secret_key
+                delivery, self.mail, public_url=self.public_url, secret_key=self.secret_key
             )
         if kind in (TargetKind.CALLBACK, TargetKind.WEBHOOK):
             return await webhook.send(

@@ -1,4 +1,5 @@
-"""Runs the dispatcher and scheduler together and routes notifications to them."""
+"""Runs the dispatcher and scheduler together, routes notifications to them, and sweeps ended
+sessions away once an hour."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from signoff.domain.deliveries import Backoff
-from signoff.services import approvals
+from signoff.services import accounts, approvals
 from signoff.services.server_secrets import Keys
 from signoff.settings import Settings
 from signoff.store.engine import Database
 from signoff.worker.dispatcher import Dispatcher
 from signoff.worker.scheduler import Scheduler
-from signoff.worker.senders import email
+from signoff.worker.senders import smtp
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
+SWEEP_INTERVAL = 3600.0  # seconds between sweeps of ended sessions
 
 
 class Worker:
@@ -26,7 +28,7 @@ class Worker:
             db,
             webhook_secrets=keys.webhook_signing_secrets,
             secret_key=keys.secret_key,
-            smtp=email.SmtpConfig.from_settings(settings),
+            smtp_config=smtp.SmtpConfig.from_settings(settings),
             public_url=settings.public_url,
             allowed_networks=settings.webhook_allowed_networks,
             backoff=Backoff(
@@ -39,6 +41,8 @@ class Worker:
             max_sleep=settings.worker_max_sleep_seconds,
         )
         self.scheduler = Scheduler(db, max_sleep=settings.worker_max_sleep_seconds)
+        self.db = db
+        self.rules = accounts.Rules.from_settings(settings, keys.secret_key)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def on_notification(self, topic: str, key: str) -> None:
@@ -55,6 +59,16 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             group.create_task(_forever("dispatcher", self.dispatcher.run))
             group.create_task(_forever("scheduler", self.scheduler.run))
+            group.create_task(_forever("session sweep", self._sweep_sessions))
+
+    async def _sweep_sessions(self) -> None:
+        """Sessions end by time without anyone touching their rows; forget them here. Workers
+        sweeping at the same time delete the same rows, harmlessly."""
+        while True:
+            swept = await asyncio.to_thread(accounts.sweep_ended_sessions, self.db, self.rules)
+            if swept:
+                log.info("forgot %d ended sessions", swept)
+            await asyncio.sleep(SWEEP_INTERVAL)
 
 
 async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:

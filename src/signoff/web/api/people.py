@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from signoff import errors, schemas
 from signoff.domain import accounts
 from signoff.domain import principals as domain
-from signoff.services import invitations, principals
+from signoff.services import invitations, oidc, principals
 from signoff.web.deps import ContextDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["people"])
@@ -59,6 +59,14 @@ def update_user(
         name=spec.name,
     )
     return schemas.UserPublic.model_validate(asdict(updated))
+
+
+@router.delete("/users/{user}/oidc", status_code=204, response_class=Response)
+def unlink_oidc(user: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
+    """Forget the identity-provider subject that signs in as this user (admins); nothing to
+    forget is no error."""
+    oidc.unlink(runtime.db, ctx, user)
+    return Response(status_code=204)
 
 
 @router.post("/invitations", status_code=201, response_model=schemas.InvitationSent)

@@ -14,7 +14,6 @@ approval when the event is about one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -27,7 +26,7 @@ from signoff.domain import approvals, events, ids, policies
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK
 from signoff.domain.approvals import Verdict
 from signoff.domain.deliveries import AttemptResult, Delivery, Purpose
-from signoff.settings import Settings
+from signoff.worker.senders import smtp
 
 MAX_BODY_CHARS = 4000  # of an approval's body in its email; the rest is a click away
 
@@ -38,30 +37,6 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str | None
-    port: int
-    security: str  # starttls | tls | none
-    username: str | None
-    password: str | None
-    sender: str
-    timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpConfig:
-        default_port = {"starttls": 587, "tls": 465, "none": 25}[settings.smtp_security]
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port or default_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            sender=settings.smtp_from,
-            timeout=settings.delivery_timeout_seconds,
-        )
 
 
 def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMessage:
@@ -93,24 +68,15 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
 
 
 async def send(
-    delivery: Delivery, config: SmtpConfig, *, public_url: str, secret_key: str
+    delivery: Delivery, pool: smtp.Pool, *, public_url: str, secret_key: str
 ) -> AttemptResult:
     started = time.perf_counter()
-    if config.host is None:
+    if pool.config.host is None:
         return _result(delivery, started, error="SMTP is not configured (SIGNOFF_SMTP_HOST)")
     message = render(delivery, public_url=public_url, secret_key=secret_key)
-    message["From"] = config.sender
+    message["From"] = pool.config.sender
     try:
-        errors_by_recipient, answer = await aiosmtplib.send(
-            message,
-            hostname=config.host,
-            port=config.port,
-            username=config.username,
-            password=config.password,
-            use_tls=config.security == "tls",
-            start_tls=config.security == "starttls",
-            timeout=config.timeout,
-        )
+        errors_by_recipient, answer = await pool.send(message)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return _result(delivery, started, error=f"{type(exc).__name__}: {exc}"[:500])
     if errors_by_recipient:
