@@ -103,6 +103,8 @@ class _ApprovalCalls:
         heartbeat_timeout: int | str | None,
         callback_url: str | None,
         idempotency_key: str | None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> _Call[Approval]:
         spec = schemas.ApprovalCreate.model_validate(
             {
@@ -115,6 +117,8 @@ class _ApprovalCalls:
                 "timeout": timeout,
                 "on_timeout": on_timeout,
                 "heartbeat_timeout": heartbeat_timeout,
+                "reminders": reminders,
+                "escalation": escalation,
                 "callback_url": callback_url,
             }
         )
@@ -540,6 +544,8 @@ class Approvals:
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> Approval:
         """Open an approval; the answer carries its task ``token``. Safe to retry: a key is
         generated when you give none, and retries reuse it.
@@ -547,7 +553,9 @@ class Approvals:
         ``policy`` is the decision rules, or the name of a policy that supplies the approvers,
         rules, and possibly timeout and on_timeout (then leave ``approvers`` out). Without a
         name, ``approvers`` are required; ``timeout`` defaults to 24h, ``on_timeout`` to
-        reject."""
+        reject. ``reminders`` (e.g. ``["4h", "12h"]``) email whoever has not decided yet;
+        ``escalation`` (``{"after": "20h", "approvers": ["team:oncall"]}``) adds approvers;
+        both before the deadline, and a named policy may fix them."""
         call = _ApprovalCalls.create(
             title=title,
             approvers=approvers,
@@ -560,6 +568,8 @@ class Approvals:
             heartbeat_timeout=heartbeat_timeout,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            reminders=reminders,
+            escalation=escalation,
         )
         return self._client._bind(self._client._send(call))
 
@@ -661,6 +671,8 @@ class Policies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         """A new named policy. ``timeout`` and ``on_timeout``, when given, are fixed for every
         approval made from it; otherwise each request chooses."""
@@ -675,6 +687,8 @@ class Policies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return self._send(_PolicyCalls.create(name, fields))
 
@@ -692,6 +706,8 @@ class Policies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         """Replace everything the policy holds: what you leave out takes its default.
         Approvals already made from it keep what they copied."""
@@ -706,6 +722,8 @@ class Policies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return self._send(_PolicyCalls.replace(name, fields))
 
@@ -992,6 +1010,8 @@ class AsyncApprovals:
         heartbeat_timeout: int | str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> Approval:
         call = _ApprovalCalls.create(
             title=title,
@@ -1005,6 +1025,8 @@ class AsyncApprovals:
             heartbeat_timeout=heartbeat_timeout,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            reminders=reminders,
+            escalation=escalation,
         )
         return await self._send(call)
 
@@ -1096,6 +1118,8 @@ class AsyncPolicies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         fields = {
             "approvers": approvers,
@@ -1108,6 +1132,8 @@ class AsyncPolicies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return await self._send(_PolicyCalls.create(name, fields))
 
@@ -1125,6 +1151,8 @@ class AsyncPolicies:
         link_requires_login: bool = False,
         timeout: int | str | None = None,
         on_timeout: str | None = None,
+        reminders: builtins.list[int | str] | None = None,
+        escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
     ) -> schemas.PolicyPublic:
         fields = {
             "approvers": approvers,
@@ -1137,6 +1165,8 @@ class AsyncPolicies:
             "link_requires_login": link_requires_login,
             "timeout": timeout,
             "on_timeout": on_timeout,
+            "reminders": reminders,
+            "escalation": escalation,
         }
         return await self._send(_PolicyCalls.replace(name, fields))
 

@@ -74,6 +74,53 @@ class ApprovalPolicy(BaseModel):
     link_requires_login: bool
 
 
+class ApproverPublic(BaseModel):
+    kind: Literal["user", "team"]
+    id: str
+    name: str
+
+
+class EscalationSpec(_Model):
+    """At ``after``, ``approvers`` may decide too, and are emailed their decision links."""
+
+    after: Duration = Field(
+        description="Seconds, or '90s', '30m', '20h' after creation; before the deadline."
+    )
+    approvers: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Users (email or id) and teams ('team:<name>') to add.",
+    )
+
+
+_REMINDERS = (
+    "Durations after creation ('4h', '12h'), increasing, each before the deadline, at most 10: "
+    "then whoever may decide and has not is emailed a reminder."
+)
+
+
+class EscalationPublic(BaseModel):
+    after_seconds: int
+    approvers: list[ApproverPublic]
+
+
+class ReminderScheduled(BaseModel):
+    """One reminder of an approval: when it is due, and whether it was sent."""
+
+    at: datetime
+    status: Literal["scheduled", "done", "skipped"]
+    sent_at: datetime | None = None
+
+
+class EscalationScheduled(BaseModel):
+    """An approval's escalation: when, to whom, and whether it happened."""
+
+    at: datetime
+    approvers: list[ApproverPublic]
+    status: Literal["scheduled", "done", "skipped"]
+    escalated_at: datetime | None = None
+
+
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 # Any name may be asked for: one that is not a policy's is answered with unknown_policy.
 PolicyRef = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -108,6 +155,12 @@ class ApprovalCreate(_Model):
     heartbeat_timeout: Duration | None = Field(
         default=None, description="Expire when the workflow stops heartbeating for this long."
     )
+    reminders: list[Duration] | None = Field(
+        default=None, max_length=10, description=_REMINDERS + " Default: the named policy's."
+    )
+    escalation: EscalationSpec | None = Field(
+        default=None, description="Not allowed with a named policy, which says who decides."
+    )
     callback_url: Annotated[HttpUrl, UrlConstraints(max_length=2048)] | None = Field(
         default=None, description="Receives the signed approval.settled webhook."
     )
@@ -118,12 +171,6 @@ class DecisionCreate(_Model):
     comment: str = Field(default="", max_length=10_000)
     form: dict[str, Any] | None = None
     channel: Literal["api", "cli"] = "api"
-
-
-class ApproverPublic(BaseModel):
-    kind: Literal["user", "team"]
-    id: str
-    name: str
 
 
 class DecisionPublic(BaseModel):
@@ -176,6 +223,8 @@ class ApprovalPublic(BaseModel):
     outcome: dict[str, Any] | None
     settled_at: datetime | None
     decisions: list[DecisionPublic]
+    reminders: list[ReminderScheduled] = Field(default_factory=list)
+    escalation: EscalationScheduled | None = None
     notifications: list[NotificationStatus] | None = Field(
         default=None,
         description="Where this approval's notifications are failing, one entry per "
@@ -217,6 +266,12 @@ class PolicyReplace(PolicySpec):
     on_timeout: OnTimeout | None = Field(
         default=None, description="Fixes every approval's on_timeout; null: the requester's."
     )
+    reminders: list[Duration] | None = Field(
+        default=None, max_length=10, description=_REMINDERS + " null: the requester's."
+    )
+    escalation: EscalationSpec | None = Field(
+        default=None, description="Fixes every approval's escalation; requests may not add one."
+    )
 
 
 class PolicyCreate(PolicyReplace):
@@ -238,6 +293,8 @@ class PolicyPublic(BaseModel):
     link_requires_login: bool
     timeout_seconds: int | None
     on_timeout: OnTimeout | None
+    reminders: list[int] | None = Field(default=None, description="Seconds after creation.")
+    escalation: EscalationPublic | None = None
     created_at: datetime
     updated_at: datetime
 

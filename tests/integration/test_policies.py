@@ -137,6 +137,20 @@ def test_only_admins_write_policies_and_reading_needs_approvals_read(api, server
         ({"form": {"type": "no-such-type"}}, 422, "invalid_input", "JSON Schema"),
         ({"surprise": 1}, 422, "invalid_input", "surprise"),
         ({"approvers": ["team:ghosts"]}, 422, "unknown_approver", "team:ghosts"),
+        ({"reminders": ["4h", "2h"]}, 422, "invalid_input", "reminders"),
+        ({"timeout": "3h", "reminders": ["4h"]}, 422, "invalid_input", "reminders"),
+        (
+            {"timeout": "3h", "escalation": {"after": "3h", "approvers": ["team:x"]}},
+            422,
+            "unknown_approver",
+            "team:x",
+        ),
+        (
+            {"timeout": "3h", "escalation": {"after": "3h", "approvers": ["alice@example.com"]}},
+            422,
+            "invalid_input",
+            "escalation.after",
+        ),
     ],
 )
 def test_a_bad_policy_is_a_problem_naming_what_is_wrong(api, change, status, code, field):
@@ -197,10 +211,12 @@ def test_an_unknown_policy_name_is_422_unknown_policy(api):
         ({"approvers": ["alice@example.com"]}, "approvers"),
         ({"timeout": "7d"}, "timeout"),
         ({"on_timeout": "approve"}, "on_timeout"),
+        ({"reminders": ["10m"]}, "reminders"),
+        ({"escalation": {"after": "30m", "approvers": ["bob@example.com"]}}, "escalation"),
     ],
 )
 def test_a_request_cannot_change_what_a_named_policy_fixes(api, fields, field):
-    fixed = PROD_PROMOTION | {"timeout": "1h", "on_timeout": "reject"}
+    fixed = PROD_PROMOTION | {"timeout": "1h", "on_timeout": "reject", "reminders": ["20m"]}
     api["admin"].post("/v1/policies", json=fixed).raise_for_status()
     body = assert_problem(by_name(api["pipeline"], **fields), 422, "invalid_input")
     assert body["field"] == field
@@ -253,6 +269,33 @@ def test_the_sdk_manages_policies_and_creates_approvals_by_name(sdk):
     assert admin.policies.delete("prod-promotion") is None
     with pytest.raises(errors.PolicyNotFound):
         pipeline.policies.get("prod-promotion")
+
+
+def test_the_sdk_sets_reminders_and_escalation_on_a_policy_and_its_approvals_show_them(sdk):
+    admin, pipeline = sdk["admin"], sdk["pipeline"]
+    made = admin.policies.create(
+        "prod-promotion",
+        approvers=["team:model-approvers-prod"],
+        timeout="24h",
+        reminders=["4h", "12h"],
+        escalation={"after": "20h", "approvers": ["alice@example.com"]},
+    )
+    assert made.reminders == [4 * 3600, 12 * 3600]
+    assert made.escalation is not None
+    assert (made.escalation.after_seconds, made.escalation.approvers[0].name) == (
+        72000,
+        "alice@example.com",
+    )
+    assert pipeline.policies.get("prod-promotion") == made
+    approval = pipeline.approvals.create(title="Promote v7?", policy="prod-promotion")
+    hours = [(r.at - approval.created_at).total_seconds() / 3600 for r in approval.reminders]
+    assert hours == [4, 12]
+    assert approval.escalation is not None
+    assert (approval.escalation.at - approval.created_at).total_seconds() == 72000
+    assert approval.escalation.status == "scheduled"
+    assert pipeline.approvals.get(approval.id).reminders == approval.reminders
+    replaced = admin.policies.replace("prod-promotion", approvers=["alice@example.com"])
+    assert (replaced.reminders, replaced.escalation) == (None, None)
 
 
 def test_the_async_sdk_manages_policies_too(server, keys):

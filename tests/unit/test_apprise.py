@@ -201,6 +201,17 @@ def test_each_approval_event_reads_as_one_short_notification():
         | {"status": "canceled"},
         NOW,
     )
+    reminder = events.Event(
+        "evt_4",
+        events.APPROVAL_REMINDER_DUE,
+        "ap_1",
+        "system:scheduler",
+        {"title": "Nightly load", "deadline_at": NOW.isoformat(), "status": "pending"},
+        NOW,
+    )
+    title, body = apprise.message(reminder.public_envelope(), PUBLIC_URL)
+    assert title == "Reminder: Nightly load"
+    assert body.splitlines()[0] == "Status: pending, decide by 2026-11-25 10:02 UTC"
     title, body = apprise.message(canceled.public_envelope(), PUBLIC_URL)
     assert title == "Approval canceled: Nightly load"
     assert body.splitlines() == [

@@ -345,3 +345,33 @@ def test_a_wrong_subscription_names_its_line_and_path(wrong, says):
     with pytest.raises(errors.InvalidInput) as refused:
         load(HOOKS.replace(*wrong), OPS_HOOK_URL=HOOK_URL)
     assert refused.value.detail.startswith(says)
+
+
+WITH_REMINDERS = (
+    THREE_TEAMS
+    + """\
+    reminders: [4h, 12h]
+    escalation: {after: 20h, approvers: ["team:reviewers", "team:data-owners"]}
+"""
+)
+
+
+def test_a_policy_s_reminders_and_escalation_are_applied_and_changed_like_its_rules(db):
+    apply(db, WITH_REMINDERS)
+    made = policies.get(db, CLI, "prod-promotion")
+    assert made.reminders == (4 * 3600, 12 * 3600)
+    assert made.escalation is not None
+    assert made.escalation.after_seconds == 20 * 3600
+    assert [r.name for r in made.escalation.approvers] == ["reviewers", "data-owners"]
+    assert config.plan(db, CLI, load(WITH_REMINDERS)).is_empty
+    changed = WITH_REMINDERS.replace("[4h, 12h]", "[4h, 14h]").replace("after: 20h", "after: 1d")
+    assert lines_of(config.plan(db, CLI, load(changed))) == [
+        "~ policy prod-promotion (reminders [14400, 43200] -> [14400, 50400]; escalation "
+        "(72000, ['team:data-owners', 'team:reviewers']) -> (86400, ['team:data-owners', "
+        "'team:reviewers']))"
+    ]
+    apply(db, changed)
+    assert config.plan(db, CLI, load(changed)).is_empty
+    late = WITH_REMINDERS.replace("[4h, 12h]", "[4h, 80h]")
+    with pytest.raises(errors.InvalidInput, match="reminder 3d8h is not before the deadline"):
+        apply(db, late)

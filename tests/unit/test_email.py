@@ -153,3 +153,46 @@ def test_an_event_written_before_link_requires_login_existed_still_renders():
     assert "sign in" not in text(render(data))
     data["policy"]["link_requires_login"] = True
     assert "The links ask you to sign in to signoff first." in text(render(data))
+
+
+def reminder_or_escalation(event_type: str, **data: Any) -> dict[str, Any]:
+    """What ``approval.reminder_due`` and ``approval.escalated`` carry for an email."""
+    found = approval_created()
+    found["approval_id"] = found.pop("id")
+    return found | {"reminder": 2, "reminders": 3, "status": "pending"} | data
+
+
+def render_event(event_type: str, data: dict[str, Any], to: str) -> EmailMessage:
+    event = events.Event("evt_2", event_type, data["approval_id"], "system:scheduler", data, NOW)
+    delivery = Delivery(
+        "msg_2", event, TargetKind.EMAIL, to, attempts=0, created_at=NOW, purpose=Purpose.APPROVER
+    )
+    return email.render(delivery, public_url="https://signoff.example.com/", secret_key=KEY)
+
+
+def test_a_reminder_says_which_it_is_and_carries_the_approvers_own_links_to_the_deadline():
+    data = reminder_or_escalation(events.APPROVAL_REMINDER_DUE)
+    message = render_event(events.APPROVAL_REMINDER_DUE, data, "bob@example.com")
+    assert message["Subject"] == (
+        "Reminder: decide by 2026-11-23 06:09 UTC: Apply batch 2026-11-22 for customer 42?"
+    )
+    body = text(message)
+    assert body.startswith("Reminder 2 of 3: you have not decided yet. Decide by 2026-11-23")
+    assert "6.4% of rows were flagged." in body
+    deadline = NOW + timedelta(hours=24)
+    approve, reject = links(body)
+    assert approve.endswith(
+        ids.decision_link_token(KEY, "ap_xvrhmtfm6gt1", "usr_bob000000000", "approve", deadline)
+    )
+    assert links(html(message)) == [approve, reject]
+    assert "Reminder 2 of 3" in html(message)
+
+
+def test_an_escalation_email_tells_the_new_approver_they_may_decide():
+    data = reminder_or_escalation(events.APPROVAL_ESCALATED)
+    message = render_event(events.APPROVAL_ESCALATED, data, "alice@example.com")
+    assert message["Subject"] == "Escalated to you: Apply batch 2026-11-22 for customer 42?"
+    assert "you may decide it now" in text(message)
+    assert len(links(text(message))) == 2
+    unknown = render_event(events.APPROVAL_ESCALATED, data, "carol@example.com")
+    assert links(text(unknown)) == []

@@ -47,8 +47,6 @@ def test_emails_with_link_nonces_are_internal_and_hide_the_nonce():
 def test_planned_types_are_declared_without_a_producer():
     planned = {name for name, kind in events.CATALOGUE.items() if not kind.produced}
     assert planned == {
-        "approval.reminder_due",
-        "approval.escalated",
         "model.version.registered",
         "model.promoted",
         "loop.completed",

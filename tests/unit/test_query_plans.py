@@ -1,9 +1,9 @@
 """The queries the scheduler and dispatcher run while idle use the partial indexes on pending
-rows: with 100,000 pending approvals, a scan and sort would cost a core (see
-``store.tables.is_pending``); a create that names a policy finds it by index; a metrics
-scrape counts pending rows from those indexes; the deliveries listing walks deliveries newest
-first by their key and sorts nothing, whatever it filters on. SQLite's plans are checked;
-PostgreSQL plans the same SQL."""
+rows (and on scheduled reminders and escalations): with 100,000 pending approvals, a scan and
+sort would cost a core (see ``store.tables.is_pending``); a create that names a policy finds
+it by index; a metrics scrape counts pending rows from those indexes; the deliveries listing
+walks deliveries newest first by their key and sorts nothing, whatever it filters on.
+SQLite's plans are checked; PostgreSQL plans the same SQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from signoff.domain.deliveries import DeliveryStatus
-from signoff.store import approvals, outbox, policies, principals
+from signoff.store import approvals, outbox, policies, principals, reminders
 from signoff.store.engine import Database
 
 
@@ -53,6 +53,8 @@ def plans(sqlite: Database) -> list[str]:
         seen += explained(session, approvals.next_due_at)
         seen += explained(session, lambda s: approvals.due_approval_ids(s, now, 200))
         seen += explained(session, outbox.next_attempt_at)
+        seen += explained(session, reminders.next_due_at)
+        seen += explained(session, lambda s: reminders.due_timers(s, now, 200))
     with sqlite.write() as session:
         seen += explained(
             session, lambda s: outbox.claim_due(s, now=now, lease=timedelta(1), limit=10)
@@ -61,10 +63,12 @@ def plans(sqlite: Database) -> list[str]:
 
 
 def test_idle_queries_use_the_partial_indexes_and_sort_nothing(plans):
-    next_due, due_ids, next_attempt, claim = plans[:4]
+    next_due, due_ids, next_attempt, next_timer, due_timers, claim = plans[:6]
     assert "ix_approvals_due_at_pending" in next_due
     assert "ix_approvals_due_at_pending" in due_ids
     assert "ix_deliveries_next_attempt_at_pending" in next_attempt
+    assert "ix_approval_timers_due_at_scheduled" in next_timer
+    assert "ix_approval_timers_due_at_scheduled" in due_timers
     assert "ix_deliveries_next_attempt_at_pending" in claim
     assert not any("TEMP B-TREE" in plan for plan in plans), plans
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from signoff import errors, schemas
+from signoff.cli import policies as policies_cli
 from signoff.cli.output import emit, fail
 from signoff.client import Approval, Client
 
@@ -58,6 +59,9 @@ def create(
         int | None, typer.Option(help="Approvals needed (default 1; not with --policy).")
     ] = None,
     comment_required: Annotated[bool, typer.Option(help="Not with --policy.")] = False,
+    remind: policies_cli.Remind = None,
+    escalate_after: policies_cli.EscalateAfter = None,
+    escalate_to: policies_cli.EscalateTo = None,
     callback_url: str | None = None,
     idempotency_key: str | None = None,
     as_json: Json = False,
@@ -81,6 +85,8 @@ def create(
                 on_timeout=on_timeout,
                 callback_url=callback_url,
                 idempotency_key=idempotency_key,
+                reminders=list(remind) if remind else None,
+                escalation=policies_cli.escalation(escalate_after, escalate_to),
             )
         except errors.SignoffError as exc:
             raise fail(exc) from exc
@@ -231,6 +237,14 @@ def _show(approval: Approval, as_json: bool) -> None:
     deadline = f"{approval.deadline_at:%Y-%m-%d %H:%M:%S %Z}"
     typer.echo(f"  requested by {approval.requester_id}; deadline {deadline}")
     typer.echo(f"  approvers: {', '.join(f'{a.kind}:{a.name}' for a in approval.approvers)}")
+    for reminder in approval.reminders:
+        typer.echo(f"  reminder at {reminder.at:%Y-%m-%d %H:%M:%S %Z}: {_timer(reminder)}")
+    if approval.escalation is not None:
+        escalation = approval.escalation
+        to = ", ".join(f"{a.kind}:{a.name}" for a in escalation.approvers)
+        typer.echo(
+            f"  escalation at {escalation.at:%Y-%m-%d %H:%M:%S %Z} to {to}: {_timer(escalation)}"
+        )
     for decision in approval.decisions:
         note = f": {decision.comment}" if decision.comment else ""
         typer.echo(f"  {decision.verdict} by {decision.user} via {decision.channel}{note}")
@@ -249,3 +263,12 @@ def notification_line(failing: schemas.NotificationStatus) -> str:
     state = "failing since" if failing.status == "failing" else "gave up; failing since"
     error = f" (last error: {failing.last_error})" if failing.last_error else ""
     return f"{kind} delivery to {failing.target} {state} {since}, {attempts}{error}"
+
+
+def _timer(timer: schemas.ReminderScheduled | schemas.EscalationScheduled) -> str:
+    done_at = timer.sent_at if isinstance(timer, schemas.ReminderScheduled) else timer.escalated_at
+    if timer.status == "done" and done_at is not None:
+        return f"done {done_at:%Y-%m-%d %H:%M:%S %Z}"
+    return {"scheduled": "scheduled", "skipped": "skipped (settled first)"}.get(
+        timer.status, "done"
+    )

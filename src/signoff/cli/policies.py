@@ -51,6 +51,19 @@ OnTimeout = Annotated[
     str | None,
     typer.Option(help="Fix every approval's on_timeout: reject, approve or expire."),
 ]
+Remind = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--remind", help="Remind who has not decided this long after creation, e.g. 4h; repeatable."
+    ),
+]
+EscalateAfter = Annotated[
+    str | None, typer.Option(help="Escalate this long after creation, e.g. 20h.")
+]
+EscalateTo = Annotated[
+    list[str] | None,
+    typer.Option("--escalate-to", help="Approver added at --escalate-after; repeatable."),
+]
 
 
 @app.command()
@@ -66,6 +79,9 @@ def create(
     form: Form = None,
     timeout: Timeout = None,
     on_timeout: OnTimeout = None,
+    remind: Remind = None,
+    escalate_after: EscalateAfter = None,
+    escalate_to: EscalateTo = None,
     as_json: Json = False,
 ) -> None:
     """Create a named policy."""
@@ -77,6 +93,7 @@ def create(
     except errors.InvalidInput as exc:
         raise fail(exc) from exc
     fields = _content(approver, description, form, timeout, on_timeout)
+    fields |= {"reminders": remind, "escalation": escalation(escalate_after, escalate_to)}
     rules = {
         "quorum": quorum,
         "rejections_to_reject": rejections_to_reject,
@@ -106,6 +123,9 @@ def replace(
     form: Form = None,
     timeout: Timeout = None,
     on_timeout: OnTimeout = None,
+    remind: Remind = None,
+    escalate_after: EscalateAfter = None,
+    escalate_to: EscalateTo = None,
     as_json: Json = False,
 ) -> None:
     """Replace everything a policy holds (what you leave out takes its default). Approvals
@@ -113,6 +133,7 @@ def replace(
     from signoff.services import policies
 
     fields = _content(approver, description, form, timeout, on_timeout)
+    fields |= {"reminders": remind, "escalation": escalation(escalate_after, escalate_to)}
     rules = {
         "quorum": quorum,
         "rejections_to_reject": rejections_to_reject,
@@ -192,6 +213,15 @@ def _content(
     }
 
 
+def escalation(after: str | None, to: list[str] | None) -> dict[str, Any] | None:
+    """``--escalate-after`` and ``--escalate-to`` as an escalation; both or neither."""
+    if after is None and not to:
+        return None
+    if after is None or not to:
+        raise fail(errors.InvalidInput("--escalate-after and --escalate-to go together"))
+    return {"after": after, "approvers": to}
+
+
 def _parsed(model: type[M], fields: dict[str, Any]) -> M:
     """``fields`` as ``model``, or the command's end with one line per wrong field."""
     try:
@@ -227,6 +257,14 @@ def _show(policy: NamedPolicy, as_json: bool) -> None:
     )
     timeout = format_duration(public.timeout_seconds) if public.timeout_seconds else OPEN
     typer.echo(f"  timeout: {timeout}; on timeout: {public.on_timeout or OPEN}")
+    if public.reminders is not None:
+        reminders = ", ".join(format_duration(r) for r in public.reminders) or "none"
+        typer.echo(f"  reminders: {reminders}")
+    if public.escalation is not None:
+        to = ", ".join(f"{a.kind}:{a.name}" for a in public.escalation.approvers)
+        typer.echo(
+            f"  escalation: after {format_duration(public.escalation.after_seconds)} to {to}"
+        )
     if public.form is not None:
         typer.echo(f"  form: {json.dumps(public.form)}")
 

@@ -64,6 +64,15 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class SignInFacts:
+    """What an admin sees of a person's sign-in: whether an authenticator app is set up, and
+    when they were last seen by a session still kept (None: no such session)."""
+
+    has_totp: bool = False
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Lockout:
     """After ``max_failures`` wrong passwords or codes in a row, sign-in is refused for
     ``duration``; each further failure while locked does not extend it, so an attacker cannot

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from signoff import errors
-from signoff.domain import policies
+from signoff.domain import policies, reminders
 
 MAX_TITLE = 200
 MAX_BODY_BYTES = 64 * 1024
@@ -84,6 +84,7 @@ class Approval:
     outcome: dict[str, Any] | None = None
     settled_at: datetime | None = None
     decisions: list[Decision] = field(default_factory=list)
+    timers: list[reminders.Timer] = field(default_factory=list)  # reminders and escalation
 
     @property
     def is_pending(self) -> bool:
@@ -140,6 +141,12 @@ def check_can_decide(
         problems = policies.form_errors(approval.policy.form, form or {})
         if problems:
             raise errors.InvalidForm(errors=problems)
+
+
+def undecided(approval: Approval, people: dict[str, str]) -> dict[str, str]:
+    """Those of ``people`` (id -> email) who have not decided ``approval`` yet."""
+    decided = {decision.user_id for decision in approval.decisions}
+    return {user_id: email for user_id, email in people.items() if user_id not in decided}
 
 
 def is_approver(approval: Approval, *, user_id: str, team_ids: set[str]) -> bool:
@@ -226,6 +233,7 @@ def as_json(approval: Approval) -> dict[str, Any]:
         "outcome": approval.outcome,
         "settled_at": approval.settled_at.isoformat() if approval.settled_at else None,
         "decisions": [decision_json(d) for d in approval.decisions],
+        **reminders.schedule_json(approval.timers),
     }
 
 

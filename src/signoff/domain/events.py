@@ -31,6 +31,8 @@ APPROVAL_DECIDED = "approval.decided"
 APPROVAL_SETTLED = "approval.settled"
 APPROVAL_EXPIRED = "approval.expired"
 APPROVAL_CANCELED = "approval.canceled"
+APPROVAL_REMINDER_DUE = "approval.reminder_due"
+APPROVAL_ESCALATED = "approval.escalated"
 INVITATION_SENT = "invitation.sent"
 PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 (an event type)
 
@@ -88,18 +90,20 @@ CATALOGUE: Mapping[str, EventType] = {
             internal_fields=_APPROVAL_FIELDS,
         ),
         EventType(
-            "approval.reminder_due",
+            APPROVAL_REMINDER_DUE,
             1,
             "An approval is still pending at one of its policy's reminders.",
-            _PLANNED,
-            produced=False,
+            "approval_id, title, body, context, labels, status (pending), policy, deadline_at, "
+            "decisions (how many so far), reminder (its number, from 1), reminders (how many "
+            "there are), undecided and emailed (user_id and email of each person reminded)",
         ),
         EventType(
-            "approval.escalated",
+            APPROVAL_ESCALATED,
             1,
-            "An approval was escalated to its policy's escalation team.",
-            _PLANNED,
-            produced=False,
+            "An approval was escalated to its policy's escalation approvers.",
+            "approval_id, title, body, context, labels, status (pending), policy, deadline_at, "
+            "decisions (how many so far), previous_approvers, added_approvers, approvers (after), "
+            "emailed (user_id and email of each person it newly lets decide)",
         ),
         EventType(
             "model.version.registered",

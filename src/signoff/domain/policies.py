@@ -37,6 +37,22 @@ class ApproverRef:
     name: str
 
 
+def refs_json(refs: tuple[ApproverRef, ...] | list[ApproverRef]) -> list[dict[str, str]]:
+    return [{"kind": r.kind, "id": r.id, "name": r.name} for r in refs]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """After ``after_seconds``, ``approvers`` (resolved, as an approval's are) may decide too
+    (``domain/reminders.py`` schedules it)."""
+
+    after_seconds: int
+    approvers: tuple[ApproverRef, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"after_seconds": self.after_seconds, "approvers": refs_json(self.approvers)}
+
+
 class OnTimeout(StrEnum):
     """What an approval becomes when nobody settled it by its deadline."""
 
@@ -96,6 +112,8 @@ class NamedPolicy:
     on_timeout: OnTimeout | None  # None: the request's, or the default
     created_at: datetime
     updated_at: datetime
+    reminders: tuple[int, ...] | None = None  # seconds after creation; None: the request's
+    escalation: Escalation | None = None  # a request naming the policy may not add one
 
     def __post_init__(self) -> None:
         check_policy_name(self.name)
@@ -107,15 +125,32 @@ class NamedPolicy:
             )
 
     def check_request(
-        self, *, approvers: list[str] | None, timeout_seconds: int | None, on_timeout: str | None
+        self,
+        *,
+        approvers: list[str] | None,
+        timeout_seconds: int | None,
+        on_timeout: str | None,
+        reminders: tuple[int, ...] | None = None,
+        escalation: bool = False,
     ) -> None:
         """Refuse an approval request that would change what this policy fixes. Repeating a
-        fixed timeout or outcome is allowed; giving approvers never is. A request never makes
-        silence an approval: ``on_timeout: approve`` needs a policy that says so itself,
-        otherwise a requester could wait out the approvers of a governance policy."""
+        fixed timeout, outcome or reminders is allowed; giving approvers or an escalation
+        (more approvers) never is. A request never makes silence an approval: ``on_timeout:
+        approve`` needs a policy that says so itself, otherwise a requester could wait out the
+        approvers of a governance policy."""
         if approvers is not None:
             raise errors.InvalidInput(
                 f"policy {self.name!r} says who decides: leave approvers out", field="approvers"
+            )
+        if escalation:
+            raise errors.InvalidInput(
+                f"policy {self.name!r} says who decides, escalation included: leave escalation out",
+                field="escalation",
+            )
+        if self.reminders is not None and reminders not in (None, self.reminders):
+            raise errors.InvalidInput(
+                f"policy {self.name!r} fixes the reminders: leave reminders out",
+                field="reminders",
             )
         fixed = self.timeout_seconds
         if fixed is not None and timeout_seconds not in (None, fixed):
@@ -146,6 +181,8 @@ class NamedPolicy:
             **self.rules.rules_json(),
             "timeout_seconds": self.timeout_seconds,
             "on_timeout": self.on_timeout.value if self.on_timeout else None,
+            "reminders": list(self.reminders) if self.reminders is not None else None,
+            "escalation": self.escalation.as_json() if self.escalation else None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -213,7 +250,7 @@ def check_form_schema(schema: dict[str, Any]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise errors.InvalidInput(
-            f"the decision form is not a valid JSON Schema: {exc.message}"
+            f"the decision form is not a valid JSON Schema: {exc.message}", field="form"
         ) from exc
 
 

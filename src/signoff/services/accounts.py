@@ -216,6 +216,13 @@ def authenticate_session(
     return signed_in, Principal(user=user, team_ids=team_ids)
 
 
+def sign_in_facts(db: Database, ctx: Context) -> dict[str, accounts.SignInFacts]:
+    """Admins: who has an authenticator app set up, and when each person was last seen."""
+    ctx.principal.require_admin()
+    with db.read() as session:
+        return store.sign_in_facts(session)
+
+
 def sign_out(db: Database, ctx: Context, token: str) -> None:
     now = datetime.now(UTC)
     with db.write() as session:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from signoff import errors, schemas
-from signoff.domain import approvals, deliveries, destinations, events, ids, policies
+from signoff.domain import approvals, deliveries, destinations, events, ids, policies, reminders
 from signoff.domain.approvals import Approval, Reason, Status
 from signoff.domain.policies import ApproverRef
 from signoff.domain.principals import Context, Scope, User
@@ -28,6 +28,7 @@ from signoff.services import journal
 from signoff.store import approvals as store
 from signoff.store import outbox, principals
 from signoff.store import policies as policies_store
+from signoff.store import reminders as reminders_store
 from signoff.store.engine import Database
 
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
@@ -95,6 +96,12 @@ def _create(
     )
     timeout = _duration(spec.timeout, "timeout")
     heartbeat = _duration(spec.heartbeat_timeout, "heartbeat_timeout")
+    asked_reminders = (
+        reminders.parse_reminders(spec.reminders) if spec.reminders is not None else None
+    )
+    escalate_after = (
+        reminders.parse_escalation_after(spec.escalation.after) if spec.escalation else None
+    )
     now = now or datetime.now(UTC)
     with db.write() as session:
         if idempotency_key is not None:
@@ -102,12 +109,16 @@ def _create(
             if found is not None:
                 return _replay(found, request_hash, secret_key)
         terms = (
-            _named_terms(session, asked, spec, timeout)
+            _named_terms(session, asked, spec, timeout, asked_reminders)
             if isinstance(asked, str)
-            else _inline_terms(session, *asked, spec, timeout)
+            else _inline_terms(session, *asked, spec, timeout, asked_reminders, escalate_after)
+        )
+        approval_id = ids.new_id("ap")
+        timers = reminders.schedule(
+            approval_id, now, terms.timeout_seconds, terms.reminders, terms.escalation
         )
         approval = Approval(
-            id=ids.new_id("ap"),
+            id=approval_id,
             title=spec.title,
             body=spec.body,
             context=spec.context,
@@ -122,10 +133,13 @@ def _create(
             heartbeat_timeout_seconds=heartbeat,
             heartbeat_at=now if heartbeat else None,
             callback_url=str(spec.callback_url) if spec.callback_url else None,
+            timers=timers,
         )
         store.insert_approval(session, approval, idempotency_key, request_hash)
+        reminders_store.insert_timers(session, timers)
         _announce(db, session, ctx, approval, email_approvers=email_approvers)
-        db.notify(session, SCHEDULE, f"{approval.due_at.timestamp():.3f}")
+        wake_at = min([approval.due_at, *(timer.due_at for timer in timers)])
+        db.notify(session, SCHEDULE, f"{wake_at.timestamp():.3f}")
     return Created(approval, ids.task_token(secret_key, approval.id), replayed=False)
 
 
@@ -154,13 +168,19 @@ def _announce(
 
 
 def _people_to_email(session: Session, approval: Approval) -> dict[str, str]:
-    """Who may decide ``approval`` now (id -> email): its users and its teams' members, active
-    people only (never service accounts), and not its requester unless the policy lets them
-    decide."""
+    return people_to_email(session, approval, approval.approvers)
+
+
+def people_to_email(
+    session: Session, approval: Approval, refs: Collection[ApproverRef]
+) -> dict[str, str]:
+    """Who ``refs`` make able to decide ``approval`` now (id -> email): its users and its
+    teams' members, active people only (never service accounts), and not its requester unless
+    the policy lets them decide."""
     people = principals.active_people_among(
         session,
-        user_ids=[ref.id for ref in approval.approvers if ref.kind == "user"],
-        team_ids=[ref.id for ref in approval.approvers if ref.kind == "team"],
+        user_ids=[ref.id for ref in refs if ref.kind == "user"],
+        team_ids=[ref.id for ref in refs if ref.kind == "team"],
     )
     if not approval.policy.requester_can_decide:
         people.pop(approval.requester_id, None)
@@ -176,6 +196,8 @@ class _Terms:
     policy: policies.Policy
     timeout_seconds: int
     on_timeout: policies.OnTimeout
+    reminders: tuple[int, ...] = ()
+    escalation: policies.Escalation | None = None
 
 
 def _inline_rules(
@@ -195,17 +217,30 @@ def _inline_terms(
     approvers: list[str],
     spec: schemas.ApprovalCreate,
     timeout: int | None,
+    asked_reminders: tuple[int, ...] | None,
+    escalate_after: int | None,
 ) -> _Terms:
+    escalation = None
+    if spec.escalation is not None and escalate_after is not None:
+        escalation = policies.Escalation(
+            escalate_after, tuple(resolve_approvers(session, spec.escalation.approvers))
+        )
     return _Terms(
         approvers=resolve_approvers(session, approvers),
         policy=policy,
         timeout_seconds=timeout or policies.DEFAULT_TIMEOUT_SECONDS,
         on_timeout=policies.OnTimeout(spec.on_timeout or policies.OnTimeout.REJECT),
+        reminders=asked_reminders or (),
+        escalation=escalation,
     )
 
 
 def _named_terms(
-    session: Session, name: str, spec: schemas.ApprovalCreate, timeout: int | None
+    session: Session,
+    name: str,
+    spec: schemas.ApprovalCreate,
+    timeout: int | None,
+    asked_reminders: tuple[int, ...] | None,
 ) -> _Terms:
     """The terms of the named policy as it is now: the approval keeps this copy, whatever
     later happens to the policy. One indexed read; its approvers were resolved when it was
@@ -214,7 +249,11 @@ def _named_terms(
     if named is None:
         raise errors.UnknownPolicy(f"no policy named {name!r}", policy=name)
     named.check_request(
-        approvers=spec.approvers, timeout_seconds=timeout, on_timeout=spec.on_timeout
+        approvers=spec.approvers,
+        timeout_seconds=timeout,
+        on_timeout=spec.on_timeout,
+        reminders=asked_reminders,
+        escalation=spec.escalation is not None,
     )
     return _Terms(
         approvers=list(named.approvers),
@@ -222,6 +261,8 @@ def _named_terms(
         timeout_seconds=named.timeout_seconds or timeout or policies.DEFAULT_TIMEOUT_SECONDS,
         on_timeout=named.on_timeout
         or policies.OnTimeout(spec.on_timeout or policies.OnTimeout.REJECT),
+        reminders=named.reminders if named.reminders is not None else asked_reminders or (),
+        escalation=named.escalation,
     )
 
 
@@ -455,8 +496,11 @@ def _expire(db: Database, ctx: Context, approval_id: str, now: datetime) -> bool
 
 
 def next_due_at(db: Database) -> datetime | None:
+    """When the scheduler has something to do next: the earliest pending deadline or
+    scheduled timer (two index lookups)."""
     with db.read() as session:
-        return store.next_due_at(session)
+        found = [store.next_due_at(session), reminders_store.next_due_at(session)]
+    return min((at for at in found if at is not None), default=None)
 
 
 def settled_among(db: Database, approval_ids: list[str]) -> list[str]:
@@ -546,6 +590,11 @@ def _settle(
         raise errors.AlreadyDecided(approval_status=approval.status.value, outcome=approval.outcome)
     previous = approval.status
     approval.status, approval.outcome, approval.settled_at = status, outcome, now
+    if any(timer.is_scheduled for timer in approval.timers):
+        reminders_store.skip_scheduled(session, approval.id, now)  # none fires any more
+        for timer in approval.timers:
+            if timer.is_scheduled:
+                timer.state, timer.done_at = reminders.State.SKIPPED, now
     event = journal.record(
         session,
         ctx,
@@ -597,6 +646,9 @@ def _request_hash(spec: schemas.ApprovalCreate) -> str:
         asked["on_timeout"] = spec.on_timeout or policies.OnTimeout.REJECT.value
         if not spec.policy.link_requires_login:
             del asked["policy"]["link_requires_login"]
+    for added_later in ("reminders", "escalation"):  # absent from hashes stored before them
+        if asked[added_later] is None:
+            del asked[added_later]
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

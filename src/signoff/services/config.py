@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from signoff import errors, schemas
-from signoff.domain import config, destinations, policies, subscriptions
+from signoff.domain import config, destinations, policies, reminders, subscriptions
 from signoff.domain.accounts import Invitation
 from signoff.domain.config import Document
 from signoff.domain.policies import NamedPolicy
@@ -366,11 +366,33 @@ def _policy_differences(wanted: schemas.PolicyReplace, current: NamedPolicy) -> 
         ),
         "timeout_seconds": (current.timeout_seconds, timeout),
         "on_timeout": (current.on_timeout.value if current.on_timeout else None, wanted.on_timeout),
+        "reminders": (
+            list(current.reminders) if current.reminders is not None else None,
+            list(reminders.parse_reminders(wanted.reminders))
+            if wanted.reminders is not None
+            else None,
+        ),
+        "escalation": (_escalation_of(current), _escalation_wanted(wanted)),
     }
     rules = current.rules
     for rule in schemas.PolicySpec.model_fields:
         pairs[rule] = (getattr(rules, rule), getattr(wanted, rule))
     return [f"{key} {old!r} -> {new!r}" for key, (old, new) in pairs.items() if old != new]
+
+
+def _escalation_of(policy: NamedPolicy) -> tuple[int, list[str]] | None:
+    found = policy.escalation
+    if found is None:
+        return None
+    return found.after_seconds, sorted(_ref_name(r.kind, r.name) for r in found.approvers)
+
+
+def _escalation_wanted(spec: schemas.PolicyReplace) -> tuple[int, list[str]] | None:
+    found = spec.escalation
+    if found is None:
+        return None
+    after = reminders.parse_escalation_after(found.after)
+    return after, sorted(_normalized_ref(ref) for ref in found.approvers)
 
 
 def _subscription_changes(document: Document, state: _State) -> list[Change]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from signoff import errors, schemas
-from signoff.domain import ids, policies
+from signoff.domain import ids, policies, reminders
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Scope
 from signoff.services import approvals, journal
@@ -88,6 +88,17 @@ def _build(
 ) -> NamedPolicy:
     rules = policies.Policy(**spec.model_dump(include=_RULES), name=name)
     timeout = policies.parse_duration(spec.timeout) if spec.timeout is not None else None
+    reminder_seconds = (
+        reminders.parse_reminders(spec.reminders) if spec.reminders is not None else None
+    )
+    escalation = None
+    if spec.escalation is not None:
+        escalation = policies.Escalation(
+            reminders.parse_escalation_after(spec.escalation.after),
+            tuple(approvals.resolve_approvers(session, spec.escalation.approvers)),
+        )
+    if timeout is not None:  # otherwise each approval's timeout is checked when it is made
+        reminders.check_before_deadline(timeout, reminder_seconds or (), escalation)
     return NamedPolicy(
         id=policy_id,
         name=name,
@@ -98,6 +109,8 @@ def _build(
         on_timeout=policies.OnTimeout(spec.on_timeout) if spec.on_timeout else None,
         created_at=created_at,
         updated_at=now,
+        reminders=reminder_seconds,
+        escalation=escalation,
     )
 
 

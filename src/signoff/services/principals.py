@@ -29,6 +29,7 @@ from signoff.services import journal
 from signoff.store import accounts as accounts_store
 from signoff.store import approvals as approvals_store
 from signoff.store import principals as store
+from signoff.store import reminders as reminders_store
 from signoff.store.engine import Database
 
 ADMIN_EMAIL = "admin@signoff.localhost"
@@ -305,6 +306,7 @@ def delete_team(db: Database, ctx: Context, team: str) -> None:
     with db.write() as session:
         found = store.get_team(session, team)
         waiting = approvals_store.pending_approval_ids_of_team(session, found.id, limit=3)
+        waiting = waiting or reminders_store.escalating_to_team(session, found.id, limit=3)
         if waiting:
             raise errors.Conflict(
                 f"pending approvals wait on team {found.name} ({', '.join(waiting)}); "

@@ -79,6 +79,23 @@ def _credential_row(session: Session, user_id: str, *, for_update: bool = False)
     return row
 
 
+def sign_in_facts(session: Session) -> dict[str, accounts.SignInFacts]:
+    """By user id, for users with credentials or a kept session."""
+    enrolled = session.execute(
+        select(CredentialRow.user_id).where(
+            CredentialRow.totp_secret.is_not(None), CredentialRow.totp_confirmed_at.is_not(None)
+        )
+    ).scalars()
+    facts = {user_id: accounts.SignInFacts(has_totp=True) for user_id in enrolled}
+    seen = session.execute(
+        select(SessionRow.user_id, func.max(SessionRow.last_seen_at)).group_by(SessionRow.user_id)
+    )
+    for user_id, last_seen_at in seen:
+        has_totp = user_id in facts
+        facts[user_id] = accounts.SignInFacts(has_totp=has_totp, last_seen_at=last_seen_at)
+    return facts
+
+
 def set_password(session: Session, user_id: str, password_hash: str, at: datetime) -> None:
     row = _credential_row(session, user_id)
     row.password_hash, row.password_changed_at = password_hash, at

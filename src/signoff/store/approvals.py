@@ -17,6 +17,8 @@ from signoff import errors
 from signoff.domain import approvals, policies
 from signoff.domain.approvals import Approval, Decision
 from signoff.domain.policies import ApproverRef
+from signoff.domain.reminders import Timer
+from signoff.store import reminders
 from signoff.store.tables import (
     ApprovalApproverRow,
     ApprovalLabelRow,
@@ -285,14 +287,19 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def _with_decisions(session: Session, rows: list[Any]) -> list[Approval]:
-    """Approvals from rows of the approvals table (ORM objects or Core rows) and their
-    decisions, read in one statement."""
+    """Approvals from rows of the approvals table (ORM objects or Core rows), with their
+    decisions and their timers, each read in one statement."""
     by_approval: dict[str, list[Decision]] = defaultdict(list)
+    timers: dict[str, list[Timer]] = {}
     if rows:
-        decision_rows = session.execute(_DECISIONS_OF, {"ids": [row.id for row in rows]})
-        for d in decision_rows:
+        ids = [row.id for row in rows]
+        for d in session.execute(_DECISIONS_OF, {"ids": ids}):
             by_approval[d.approval_id].append(_decision(d))
-    return [_approval(row, by_approval[row.id]) for row in rows]
+        timers = reminders.timers_of(session, ids)
+    found = [_approval(row, by_approval[row.id]) for row in rows]
+    for approval in found:
+        approval.timers = timers.get(approval.id, [])
+    return found
 
 
 def _decision(row: Any) -> Decision:

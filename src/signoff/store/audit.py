@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -29,6 +30,8 @@ class Filters:
     object_id: str | None = None
     actor: str | None = None
     action: str | None = None
+    since: datetime | None = None  # entries at or after
+    until: datetime | None = None  # entries before
 
 
 def append(session: Session, entries: list[dict[str, Any]]) -> list[audit.AuditEntry]:
@@ -87,6 +90,10 @@ def list_entries(
     ):
         if value is not None:
             query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(AuditEntryRow.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEntryRow.at < filters.until)
     if before_seq is not None:
         query = query.where(AuditEntryRow.seq < before_seq)
     query = query.order_by(AuditEntryRow.seq.desc()).limit(limit)

@@ -150,6 +150,7 @@ class Filters:
     target_kind: str | None = None
     event_type: str | None = None
     subject: str | None = None
+    subscription_id: str | None = None
 
 
 def deliveries_of_subject(
@@ -317,6 +318,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         )
     if filters.subject is not None:
         found.append(EventRow.subject == filters.subject)
+    if filters.subscription_id is not None:
+        found.append(DeliveryRow.subscription_id == filters.subscription_id)
     return found
 
 

@@ -78,6 +78,8 @@ def _row(policy: NamedPolicy) -> dict[str, Any]:
             "rules": policy.rules.rules_json(),
             "timeout_seconds": policy.timeout_seconds,
             "on_timeout": policy.on_timeout.value if policy.on_timeout else None,
+            "reminders": list(policy.reminders) if policy.reminders is not None else None,
+            "escalation": policy.escalation.as_json() if policy.escalation else None,
         },
         "created_at": policy.created_at,
         "updated_at": policy.updated_at,
@@ -96,4 +98,17 @@ def _policy(row: Any) -> NamedPolicy:
         on_timeout=policies.OnTimeout(spec["on_timeout"]) if spec["on_timeout"] else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        reminders=_reminders(spec.get("reminders")),  # absent from policies written before
+        escalation=_escalation(spec.get("escalation")),
     )
+
+
+def _reminders(found: list[int] | None) -> tuple[int, ...] | None:
+    return tuple(found) if found is not None else None
+
+
+def _escalation(found: dict[str, Any] | None) -> policies.Escalation | None:
+    if found is None:
+        return None
+    refs = tuple(policies.ApproverRef(**ref) for ref in found["approvers"])
+    return policies.Escalation(found["after_seconds"], refs)

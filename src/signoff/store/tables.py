@@ -313,6 +313,35 @@ class DecisionRow(Base):
     decided_at: Mapped[datetime]
 
 
+SCHEDULED = text("state = 'scheduled'")
+
+
+class ApprovalTimerRow(Base):
+    """An approval's reminders and escalation (``domain/reminders.py``), one row per moment.
+    The scheduler finds due ones through the partial index of scheduled timers, which stays
+    small: a timer leaves it when it fires, or when its approval settles (skipped)."""
+
+    __tablename__ = "approval_timers"
+    __table_args__ = (
+        Index(
+            "ix_approval_timers_due_at_scheduled",
+            "due_at",
+            sqlite_where=SCHEDULED,
+            postgresql_where=SCHEDULED,
+        ),
+    )
+
+    approval_id: Mapped[str] = mapped_column(
+        ForeignKey("approvals.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    approvers: Mapped[list[dict[str, str]]] = mapped_column(JSONType)  # an escalation's
+    state: Mapped[str] = mapped_column(String(16))
+    done_at: Mapped[datetime | None]
+
+
 class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (

@@ -34,7 +34,7 @@ from signoff.web.api import policies as policies_api
 from signoff.web.api import subscriptions as subscriptions_api
 from signoff.web.api import system as system_api
 from signoff.web.deps import Runtime, is_client_in
-from signoff.web.portal import decision_links, home, links, render, security, signin
+from signoff.web.portal import admin, decision_links, home, links, render, security, signin
 from signoff.web.portal import oidc as oidc_pages
 from signoff.web.throttle import Throttle
 from signoff.web.waiters import Waiters
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lambda app: _lifespan(app, settings),
     )
     problems.install(app, html_errors=_html_error)
-    pages = (signin, oidc_pages, links, decision_links, home)
+    pages = (signin, oidc_pages, links, decision_links, home, admin)
     api = (approvals_api, policies_api, subscriptions_api, deliveries_api, people_api)
     for module in (*api, audit_api, system_api, metrics_api, *pages):
         app.include_router(module.router)

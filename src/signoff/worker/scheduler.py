@@ -1,9 +1,11 @@
-"""The scheduler: settles approvals whose deadline or heartbeat deadline has passed.
+"""The scheduler: settles approvals whose deadline or heartbeat deadline has passed, and fires
+their reminders and escalations when due.
 
-No timer per approval: it asks the database for the earliest pending deadline (an index
-lookup) and sleeps until then. A new approval wakes it early only when it is due before that,
-so a stream of creates costs the scheduler no queries. Several schedulers may run at once:
-each settlement re-checks its approval under lock.
+No timer in memory per approval: it asks the database for the earliest pending deadline or
+scheduled reminder or escalation (two index lookups) and sleeps until then. A new approval
+wakes it early only when it is due before that, so a stream of creates costs the scheduler no
+queries. Several schedulers may run at once: each settlement and each timer re-checks its
+approval under lock.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 
 from signoff.domain.principals import system_context
-from signoff.services import approvals
+from signoff.services import approvals, reminders
 from signoff.store.engine import Database
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class Scheduler:
         self._wakes_at = math.inf  # when the current sleep ends (epoch seconds)
 
     def wakes_for(self, due_at: str) -> bool:
-        """Whether an approval due at ``due_at`` (epoch seconds) must wake the scheduler early.
+        """Whether an approval due at ``due_at`` (epoch seconds; its deadline or its first
+        timer, whichever is sooner) must wake the scheduler early.
         Called from any thread. While the scheduler is looking, the time is kept for the sleep
         that follows instead: the look may or may not have seen that approval."""
         try:
@@ -52,9 +55,12 @@ class Scheduler:
             self.wake.clear()
             with self._lock:
                 self._looking, self._noticed = True, math.inf
+            # Deadlines first: a reminder of an approval that is past its deadline (no
+            # scheduler ran for a while) is skipped, not sent.
             settled = await asyncio.to_thread(approvals.expire_due, self.db, self.ctx)
+            fired = await asyncio.to_thread(reminders.fire_due, self.db, self.ctx)
             next_at = None
-            if not settled:
+            if not settled and not fired:
                 next_at = await asyncio.to_thread(approvals.next_due_at, self.db)
             now = time.time()
             with self._lock:
@@ -62,9 +68,12 @@ class Scheduler:
                 candidates = [self._noticed, now + self.max_sleep]
                 if next_at is not None:
                     candidates.append(next_at.timestamp())
-                self._wakes_at = now if settled else min(candidates)
+                self._wakes_at = now if settled or fired else min(candidates)
+            if fired:
+                log.info("fired %d reminders and escalations", fired)
             if settled:
                 log.info("settled %d approvals at their deadline", settled)
+            if settled or fired:
                 continue
             seconds = self._wakes_at - now
             if seconds > 0:

@@ -94,6 +94,9 @@ def message(envelope: dict[str, Any], public_url: str) -> tuple[str, str]:
         outcome = data.get("outcome") or {}
         if outcome.get("decided_by"):
             lines.append(f"Decided by {outcome['decided_by']}")
+    elif kind in (events.APPROVAL_REMINDER_DUE, events.APPROVAL_ESCALATED):
+        title = f"{'Reminder' if kind == events.APPROVAL_REMINDER_DUE else 'Escalated'}: {name}"
+        lines.append(f"Status: pending, decide by {_readable(data.get('deadline_at'))}")
     elif kind in (events.APPROVAL_EXPIRED, events.APPROVAL_CANCELED):
         title = f"Approval {kind.rpartition('.')[2]}: {name}"
         if data.get("reason"):

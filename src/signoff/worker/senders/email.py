@@ -3,9 +3,10 @@ over SMTP with aiosmtplib (STARTTLS, implicit TLS or plain, with optional login)
 
 Templates live beside this module, the first line of the text one being the subject. What
 signoff sends of its own (an invitation, a password reset, an approval to each person who
-may decide it) has a pair per event type (``<type>.html`` and ``<type>.txt``), and links that
-carry a secret are built here, from the event's data and the server key, so no sendable link
-is ever stored in the database; an approver's email carries their own decision links. What
+may decide it, its reminders and escalation) has a pair per event type (``<type>.html`` and
+``<type>.txt``), and links that carry a secret are built here, from the event's data and
+the server key, so no sendable link is ever stored in the database; an approver's email
+carries their own decision links. What
 goes to subscribers' recipients uses one generic pair (``event.html``, ``event.txt``): the
 event named in the subject, a readable summary of its public envelope, and a link to the
 approval when the event is about one.
@@ -29,6 +30,8 @@ from signoff.domain.deliveries import AttemptResult, Delivery, Purpose
 from signoff.worker.senders import smtp
 
 MAX_BODY_CHARS = 4000  # of an approval's body in its email; the rest is a click away
+# Events whose own emails go to people who may decide, with their decision links.
+_TO_APPROVERS = (events.APPROVAL_CREATED, events.APPROVAL_REMINDER_DUE, events.APPROVAL_ESCALATED)
 
 _templates = Environment(
     loader=PackageLoader("signoff.worker.senders", "templates"),
@@ -50,7 +53,7 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
             "expires_at": _readable(event.data.get("expires_at")),
         }
         values |= _links(delivery, base_url, secret_key)
-        if event.type == events.APPROVAL_CREATED:
+        if event.type in _TO_APPROVERS:
             values |= _approval_values(event.data)
     else:
         name, values = "event", _event_values(delivery.payload(), base_url)
@@ -92,7 +95,7 @@ def _links(delivery: Delivery, public_url: str, secret_key: str) -> dict[str, An
     if event.type == events.PASSWORD_RESET_REQUESTED:
         token = ids.link_token(secret_key, RESET_LINK, data["reset_id"], data["link_nonce"])
         return {"link": f"{public_url}/reset/{token}"}
-    if event.type == events.APPROVAL_CREATED:
+    if event.type in _TO_APPROVERS:
         return _decision_links(data, delivery.target, public_url, secret_key)
     return {}
 
@@ -101,9 +104,11 @@ def _decision_links(
     data: dict[str, Any], recipient: str, public_url: str, secret_key: str
 ) -> dict[str, Any]:
     """The approval's page, and ``recipient``'s own Approve and Reject links when the event
-    emailed them as one who may decide (expiring at the approval's deadline)."""
+    emailed them as one who may decide (expiring at the approval's deadline). The approval's
+    id is ``id`` in ``approval.created``, ``approval_id`` in reminders and escalations."""
+    approval_id = data["id"] if "id" in data else data["approval_id"]
     links: dict[str, Any] = {
-        "open_link": f"{public_url}/approvals/{data['id']}",
+        "open_link": f"{public_url}/approvals/{approval_id}",
         "approve_link": None,
         "reject_link": None,
     }
@@ -112,7 +117,7 @@ def _decision_links(
     if user_id is not None:
         deadline = datetime.fromisoformat(data["deadline_at"])
         for verdict in Verdict:
-            token = ids.decision_link_token(secret_key, data["id"], user_id, verdict, deadline)
+            token = ids.decision_link_token(secret_key, approval_id, user_id, verdict, deadline)
             links[f"{verdict}_link"] = f"{public_url}/decide/{token}"
     return links
 
