@@ -327,7 +327,7 @@ def write_backlog(database_url: str, count: int, target: str) -> None:
         )
         deliveries.append(
             {"id": ids.new_sortable_id("msg"), "event_id": event_id, "target_kind": "callback"}
-            | {"target": target, "status": "pending", "attempts": 0}
+            | {"target": target, "purpose": "callback", "status": "pending", "attempts": 0}
             | {"next_attempt_at": now, "created_at": now}
         )
     db = Database(database_url, pool_size=1)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import update
 
 from signoff import schemas
-from signoff.domain.deliveries import AttemptResult, Backoff, TargetKind
+from signoff.domain.deliveries import AttemptResult, Backoff, Purpose, TargetKind
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Principal, Role, User, UserKind, system_context
 from signoff.domain.subscriptions import Subscription
@@ -102,7 +102,7 @@ def delivery(
             event_type="approval.settled",
         )
         assert event is not None
-        journal.deliver(db, session, event, TargetKind.CALLBACK, target)
+        journal.deliver(db, session, event, TargetKind.CALLBACK, Purpose.CALLBACK, target)
     with db.read() as session:
         return outbox.deliveries_of_subject(session, subject)[-1].id
 

@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    path: str = "/hook"
 
     @property
     def event(self) -> dict[str, Any]:
@@ -34,6 +35,8 @@ class Receiver:
         self.received: list[Received] = []
         self.fail_next = 0
         self.delay = 0.0
+        self.status = 204  # of a success; a service's API may answer 200 or 201 with a body
+        self.answer = b""
         self.started = 0  # requests that arrived, finished or not
         self.in_flight: Counter[str] = Counter()  # requests being answered, by webhook-id
         self.most_in_flight = 0  # the most requests answered at once
@@ -59,11 +62,18 @@ class Receiver:
                         receiver.fail_next -= 1 if failing else 0
                         if not failing:
                             receiver.received.append(
-                                Received(dict(self.headers.items()), body, time.monotonic())
+                                Received(
+                                    dict(self.headers.items()), body, time.monotonic(), self.path
+                                )
                             )
                         receiver._lock.notify_all()
-                    self.send_response(503 if failing else 204)
+                    answer = b"" if failing else receiver.answer
+                    self.send_response(503 if failing else receiver.status)
+                    if answer:
+                        self.send_header("content-type", "application/json")
+                        self.send_header("content-length", str(len(answer)))
                     self.end_headers()
+                    self.wfile.write(answer)
                 finally:  # also when the sender is gone (killed) and the answer fails
                     with receiver._lock:
                         receiver.in_flight[webhook_id] -= 1

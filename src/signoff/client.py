@@ -175,11 +175,14 @@ class _ApprovalCalls:
         return _Call("POST", f"/v1/approvals/{approval_id}/heartbeat", _approval)
 
     @staticmethod
-    def deliveries(approval_id: str) -> _Call[builtins.list[schemas.DeliveryPublic]]:
+    def deliveries(
+        approval_id: str, purpose: str | None
+    ) -> _Call[builtins.list[schemas.DeliveryPublic]]:
         return _Call(
             "GET",
             f"/v1/approvals/{approval_id}/deliveries",
             _models(schemas.DeliveryPublic),
+            params={} if purpose is None else {"purpose": purpose},
             retry=True,
         )
 
@@ -643,10 +646,13 @@ class Approvals:
     def heartbeat(self, approval_id: str) -> Approval:
         return self._client._bind(self._client._send(_ApprovalCalls.heartbeat(approval_id)))
 
-    def deliveries(self, approval_id: str) -> builtins.list[schemas.DeliveryPublic]:
-        """Where the approval's events (its callback) were sent, and how that is going:
+    def deliveries(
+        self, approval_id: str, *, purpose: str | None = None
+    ) -> builtins.list[schemas.DeliveryPublic]:
+        """Where the approval's events were sent (its callback, its approvers' emails, its
+        subscriptions'; only ``purpose``'s when given), and how that is going:
         ``failing_since``, ``attempts``, ``last_error`` and ``next_attempt_at`` of each."""
-        return self._client._send(_ApprovalCalls.deliveries(approval_id))
+        return self._client._send(_ApprovalCalls.deliveries(approval_id, purpose))
 
     def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
         """Long-poll until the approval settles; ``TimeoutError`` after ``timeout`` seconds."""
@@ -1106,8 +1112,10 @@ class AsyncApprovals:
     async def heartbeat(self, approval_id: str) -> Approval:
         return await self._send(_ApprovalCalls.heartbeat(approval_id))
 
-    async def deliveries(self, approval_id: str) -> builtins.list[schemas.DeliveryPublic]:
-        return await self._send(_ApprovalCalls.deliveries(approval_id))
+    async def deliveries(
+        self, approval_id: str, *, purpose: str | None = None
+    ) -> builtins.list[schemas.DeliveryPublic]:
+        return await self._send(_ApprovalCalls.deliveries(approval_id, purpose))
 
     async def wait(self, approval_id: str, *, timeout: float | None = None) -> Approval:
         deadline = None if timeout is None else time.monotonic() + timeout

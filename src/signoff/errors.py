@@ -11,7 +11,7 @@ bodies back into the same classes (``from_problem``), so a pipeline catches
   x Conflict            AlreadyDecided, AlreadySettled, DuplicateName, IdempotencyConflict,
                         DuplicateDecision, DeliveryNotDead
   x InvalidInput        UnknownApprover, UnknownPolicy, InvalidForm, CommentRequired,
-                        WeakPassword, PayloadTooLarge
+                        WeakPassword, PayloadTooLarge, UnknownAppriseUrl
   x PermissionDenied    NotAnApprover, RequesterCannotDecide, AddressNotAllowed,
                         InsufficientScope, CsrfFailed, AccountDisabled, GroupNotAllowed
   x Unauthenticated     InvalidSignature (SlackSignatureInvalid, SlackRequestStale),
@@ -182,6 +182,14 @@ class CommentRequired(InvalidInput):
 class WeakPassword(InvalidInput):
     code = "weak_password"
     title = "The password may not be used"
+
+
+class UnknownAppriseUrl(InvalidInput):
+    """A subscription's apprise URL whose scheme apprise does not know, or that lacks what
+    its service needs."""
+
+    code = "unknown_apprise_url"
+    title = "apprise cannot send to this URL"
 
 
 class PayloadTooLarge(InvalidInput):

@@ -184,6 +184,25 @@ class DecisionPublic(BaseModel):
     decided_at: datetime
 
 
+DeliveryPurpose = Literal["callback", "approver", "subscription", "account"]
+
+
+class NotificationStatus(BaseModel):
+    """One destination an approval's events are failing to reach: enough to say "slack
+    delivery to #ml-approvals failing since 10:02, 5 attempts"."""
+
+    purpose: str = Field(description="callback, approver or subscription.")
+    target_kind: str = Field(description="callback, email, webhook, slack or apprise.")
+    target: str = Field(
+        description="Redacted: URLs without their secrets, and people's "
+        "addresses only to admins and the requester."
+    )
+    status: str = Field(description="failing (still retried) or dead (given up).")
+    failing_since: datetime = Field(description="The first failed attempt.")
+    attempts: int = Field(description="Attempts at every failing delivery to it.")
+    last_error: str | None
+
+
 class ApprovalPublic(BaseModel):
     id: str
     url: str
@@ -206,6 +225,12 @@ class ApprovalPublic(BaseModel):
     decisions: list[DecisionPublic]
     reminders: list[ReminderScheduled] = Field(default_factory=list)
     escalation: EscalationScheduled | None = None
+    notifications: list[NotificationStatus] | None = Field(
+        default=None,
+        description="Where this approval's notifications are failing, one entry per "
+        "destination; empty when all arrive. Read by GET /v1/approvals/{id} only: null in "
+        "lists and in the answers of changes.",
+    )
 
     @property
     def is_pending(self) -> bool:
@@ -485,8 +510,15 @@ class DeliveryPublic(BaseModel):
     event_id: str
     event_type: str
     subject: str = Field(description="The object the event is about, e.g. an approval id.")
-    target_kind: str = Field(description="callback or email.")
-    target: str
+    target_kind: str = Field(description="callback, email, webhook, slack or apprise.")
+    target: str = Field(
+        description="Where it goes; an apprise URL in its privacy form, and what a reader may "
+        "not see of an approval's deliveries masked."
+    )
+    purpose: str = Field(
+        description="Why it was made: callback (the approval's own), approver (the email to "
+        "one person who may decide), subscription, or account (an invitation or reset email)."
+    )
     status: str = Field(description="pending, delivered or dead.")
     attempts: int
     created_at: datetime = Field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +16,7 @@ import signoff
 from tests.conftest import RunningServer, smtp_settings
 from tests.integration.test_portal import csrf, join
 from tests.mailbox import Mailbox
+from tests.receivers import free_port
 
 FORM = {
     "type": "object",
@@ -286,3 +288,16 @@ def test_an_approval_page_shows_its_reminders_and_escalation(admin, pipeline, da
     assert "Reminders and escalation" in text
     assert text.count("Remind whoever has not decided: scheduled") == 2
     assert "Add on-call as approvers and tell them: scheduled" in text
+
+
+def test_an_approval_page_says_which_notification_is_failing(pipeline, dana):
+    approval = create(pipeline, callback_url=f"http://127.0.0.1:{free_port()}/hook")
+    pipeline.approvals.cancel(approval.id, reason="superseded")  # the callback fails
+    deadline = time.monotonic() + 15
+    while not pipeline.approvals.get(approval.id).notifications:
+        assert time.monotonic() < deadline, "the callback never failed"
+        time.sleep(0.1)
+    page = dana.get(f"/approvals/{approval.id}")
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page.text)))
+    assert re.search(r"Callback delivery to http://127\.0\.0\.1:\d+/\S* failing since", text), text
+    assert "approver" in text  # dana's own email is listed among the deliveries

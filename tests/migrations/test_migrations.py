@@ -137,3 +137,53 @@ def test_events_and_deliveries_made_before_subscriptions_are_still_delivered(db)
         )
     assert (claimed.id, claimed.subscription_id, claimed.event.version) == ("msg_old", None, 1)
     assert claimed.payload()["version"] == 1
+
+
+def test_deliveries_made_before_0007_get_their_purpose(db):
+    migrate.downgrade(db, "0004")
+    at = {"at": "2026-01-01 00:00:00"}
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO subscriptions (id, name, kind, target, filter, enabled, created_at, "
+                "updated_at) VALUES ('sub_1', 'hook', 'webhook', '\"https://example.com/h\"', "
+                "'{}', true, :at, :at)"
+            ),
+            at,
+        )
+        for event_id, event_type, subject in (
+            ("evt_created", "approval.created", "ap_old"),
+            ("evt_invite", "invitation.sent", "inv_old"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, type, subject, actor, data, occurred_at) VALUES "
+                    "(:id, :type, :subject, 'user:usr_1', '{}', :at)"
+                ),
+                {"id": event_id, "type": event_type, "subject": subject} | at,
+            )
+        for delivery_id, event_id, kind, subscription_id in (
+            ("msg_callback", "evt_created", "callback", None),
+            ("msg_hook", "evt_created", "webhook", "sub_1"),
+            ("msg_approver", "evt_created", "email", None),
+            ("msg_invite", "evt_invite", "email", None),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (id, event_id, target_kind, target, status, "
+                    "attempts, next_attempt_at, created_at, subscription_id) VALUES (:id, "
+                    ":event_id, :kind, 'x', 'dead', 3, :at, :at, :subscription_id)"
+                ),
+                {"id": delivery_id, "event_id": event_id, "kind": kind}
+                | {"subscription_id": subscription_id}
+                | at,
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        found = dict(connection.execute(text("SELECT id, purpose FROM deliveries")).all())
+    assert found == {
+        "msg_callback": "callback",
+        "msg_hook": "subscription",
+        "msg_approver": "approver",
+        "msg_invite": "account",
+    }

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from signoff.domain import events, ids
-from signoff.domain.deliveries import Delivery, TargetKind
+from signoff.domain.deliveries import Delivery, Purpose, TargetKind
 from signoff.worker.senders import email
 
 KEY = "test-secret-key"
@@ -42,7 +42,9 @@ def approval_created(**data: Any) -> dict[str, Any]:
 
 def render(data: dict[str, Any], to: str = "alice@example.com") -> EmailMessage:
     event = events.Event("evt_1", events.APPROVAL_CREATED, data["id"], "user:usr_r", data, NOW)
-    delivery = Delivery("msg_1", event, TargetKind.EMAIL, to, attempts=0, created_at=NOW)
+    delivery = Delivery(
+        "msg_1", event, TargetKind.EMAIL, to, attempts=0, created_at=NOW, purpose=Purpose.APPROVER
+    )
     return email.render(delivery, public_url="https://signoff.example.com/", secret_key=KEY)
 
 
@@ -108,6 +110,7 @@ def test_the_event_alone_makes_no_link_without_the_server_key():
             "alice@example.com",
             attempts=0,
             created_at=NOW,
+            purpose=Purpose.APPROVER,
         ),
         public_url="https://signoff.example.com",
         secret_key="another-key",
@@ -161,7 +164,9 @@ def reminder_or_escalation(event_type: str, **data: Any) -> dict[str, Any]:
 
 def render_event(event_type: str, data: dict[str, Any], to: str) -> EmailMessage:
     event = events.Event("evt_2", event_type, data["approval_id"], "system:scheduler", data, NOW)
-    delivery = Delivery("msg_2", event, TargetKind.EMAIL, to, attempts=0, created_at=NOW)
+    delivery = Delivery(
+        "msg_2", event, TargetKind.EMAIL, to, attempts=0, created_at=NOW, purpose=Purpose.APPROVER
+    )
     return email.render(delivery, public_url="https://signoff.example.com/", secret_key=KEY)
 
 

@@ -87,7 +87,7 @@ def test_a_metrics_scrape_counts_pending_rows_from_indexes(sqlite):
         (approvals_pending,) = explained(session, approvals.count_pending)
     assert "USING INDEX ix_deliveries_next_attempt_at_pending" in pending
     assert "ix_deliveries_next_attempt_at_pending (next_attempt_at<?)" in due
-    assert dead == "SCAN deliveries"  # no index on dead rows yet: the one scan, documented
+    assert dead == "SCAN deliveries USING INDEX ix_deliveries_id_dead"  # dead rows only
     # Either index reads the pending approvals only.
     assert approvals_pending.startswith("SEARCH approvals USING COVERING INDEX") or (
         approvals_pending.startswith("SCAN approvals USING COVERING INDEX ix_approvals_due_at")
@@ -108,7 +108,10 @@ def test_the_deliveries_listing_walks_their_key_newest_first(sqlite, filters):
         (plan,) = explained(
             session, lambda s: outbox.list_deliveries(s, filters, before_id="msg_z", limit=51)
         )
-    assert plan.startswith("SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_1 (id<?)")
+    index = "ix_deliveries_id_dead" if filters.status is DeliveryStatus.DEAD else None
+    assert plan.startswith(
+        f"SEARCH deliveries USING INDEX {index or 'sqlite_autoindex_deliveries_1'} (id<?)"
+    )
     assert "TEMP B-TREE" not in plan, plan
 
 
@@ -172,3 +175,14 @@ def test_an_inbox_page_walks_the_deadline_index_and_sorts_nothing(
         )
     assert f"approvals USING INDEX {index}" in page, page
     assert "TEMP B-TREE" not in page, page
+
+
+def test_an_approvals_notification_summary_is_one_statement_by_index(sqlite):
+    with sqlite.read() as session:
+        (plan,) = explained(session, lambda s: outbox.failing_of_subject(s, "ap_1"))
+    assert plan.startswith(
+        "SEARCH events USING INDEX ix_events_subject (subject=?) / "
+        "SEARCH deliveries USING INDEX ix_deliveries_event_id (event_id=?)"
+    ), plan
+    assert "SEARCH delivery_attempts USING INDEX ix_delivery_attempts_delivery_id" in plan, plan
+    assert "SCAN" not in plan, plan

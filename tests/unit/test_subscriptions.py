@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import event, select
 
 from signoff import errors, schemas
-from signoff.domain import events
+from signoff.domain import destinations, events
+from signoff.domain.deliveries import Purpose
 from signoff.domain.principals import Role
 from signoff.domain.subscriptions import Kind
 from signoff.services import approvals, audit, invitations, subscriptions
@@ -152,7 +153,9 @@ def test_switching_off_works_whatever_the_address_rules_are_now(db):
         ("email", ["not-an-address"], "is not an email address"),
         ("email", [], "lists 1 to 50 addresses"),
         ("slack", "general", "is not a Slack channel"),
-        ("apprise", "no-scheme", "is not an apprise URL"),
+        ("apprise", "no-scheme", "apprise does not recognise this URL (scheme '(none)')"),
+        ("apprise", "bogus://host/x", "apprise does not recognise this URL (scheme 'bogus')"),
+        ("apprise", "twilio://only-a-sid", "apprise does not recognise this URL"),
     ],
 )
 def test_a_target_must_suit_its_kind(db, kind, target, says):
@@ -265,16 +268,27 @@ def _far_future() -> datetime:
     return datetime.now(UTC) + timedelta(days=1)
 
 
-def test_an_approvals_deliveries_show_its_callback_not_the_subscriptions(db, people):
+def test_an_approvals_deliveries_show_the_subscriptions_redacted_even_once_deleted(db, people):
     f.subscription(db, "everything", target="http://127.0.0.1:9/hook?token=s3cr3t")
     approval = f.create(db, people["pipeline"], callback_url="http://127.0.0.1:9/cb").approval
     approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
-    shown = approvals.deliveries_of(db, f.context(db, people["pipeline"]), approval.id)
-    assert [(d.target_kind, d.target) for d in shown] == [("callback", "http://127.0.0.1:9/cb")]
-    assert len(deliveries_of(db, events.APPROVAL_SETTLED)) == 2  # the callback's and the hook's
+    requester = f.context(db, people["pipeline"])
+    shown = approvals.deliveries_of(db, requester, approval.id)
+    hook = destinations.redacted("http://127.0.0.1:9/hook?token=s3cr3t")
+    assert [(d.event_type, d.purpose, d.target) for d in shown] == [
+        ("approval.created", "subscription", hook),
+        ("approval.canceled", "subscription", hook),
+        ("approval.settled", "subscription", hook),
+        ("approval.settled", "callback", "http://127.0.0.1:9/cb"),
+    ]
     subscriptions.delete(db, CLI, "everything")  # its deliveries stay, no longer linked to it
-    shown = approvals.deliveries_of(db, f.context(db, people["pipeline"]), approval.id)
-    assert [d.target_kind for d in shown] == ["callback"]
+    shown = approvals.deliveries_of(db, requester, approval.id)
+    assert [d.purpose for d in shown] == ["subscription"] * 3 + ["callback"]
+    assert "s3cr3t" not in str(shown)
+    only = approvals.deliveries_of(db, requester, approval.id, purpose=Purpose.CALLBACK)
+    assert [d.target for d in only] == ["http://127.0.0.1:9/cb"]
+    admins = approvals.deliveries_of(db, CLI, approval.id)
+    assert "http://127.0.0.1:9/hook?token=s3cr3t" in [d.target for d in admins]
 
 
 def test_subscriptions_are_read_once_per_transaction_that_writes_events(db, people):

@@ -250,7 +250,19 @@ def _show(approval: Approval, as_json: bool) -> None:
         typer.echo(f"  {decision.verdict} by {decision.user} via {decision.channel}{note}")
     if approval.outcome:
         typer.echo(f"  outcome: {json.dumps(approval.outcome)}")
+    for failing in approval.notifications or []:
+        typer.echo(f"  {notification_line(failing)}")
     typer.echo(f"  {approval.url}")
+
+
+def notification_line(failing: schemas.NotificationStatus) -> str:
+    """E.g. "slack delivery to #ml-approvals failing since 10:02, 5 attempts"."""
+    kind = "approver email" if failing.purpose == "approver" else failing.target_kind
+    since = f"{failing.failing_since:%Y-%m-%d %H:%M %Z}"
+    attempts = f"{failing.attempts} attempt{'s' if failing.attempts != 1 else ''}"
+    state = "failing since" if failing.status == "failing" else "gave up; failing since"
+    error = f" (last error: {failing.last_error})" if failing.last_error else ""
+    return f"{kind} delivery to {failing.target} {state} {since}, {attempts}{error}"
 
 
 def _timer(timer: schemas.ReminderScheduled | schemas.EscalationScheduled) -> str:

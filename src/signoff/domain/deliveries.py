@@ -20,12 +20,14 @@ log. Its backoff goes on from its attempt count: a receiver that fails again is 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from signoff import errors
+from signoff.domain import apprise_urls, destinations
 from signoff.domain.events import Event
 
 
@@ -43,6 +45,16 @@ class TargetKind(StrEnum):
     APPRISE = "apprise"  # a subscription's apprise URL
 
 
+class Purpose(StrEnum):
+    """Why a delivery was made, kept on it: a subscription's deliveries stay told apart from
+    an approval's own after the subscription is deleted (its link is then gone)."""
+
+    CALLBACK = "callback"  # the approval's own callback_url
+    APPROVER = "approver"  # the email to one person who may decide an approval
+    SUBSCRIPTION = "subscription"  # what a subscription matched, and updates of what it posted
+    ACCOUNT = "account"  # an invitation or password-reset email
+
+
 @dataclass(frozen=True)
 class Delivery:
     id: str
@@ -52,6 +64,7 @@ class Delivery:
     attempts: int
     created_at: datetime
     subscription_id: str | None = None
+    purpose: Purpose = Purpose.SUBSCRIPTION
 
     def payload(self) -> dict[str, Any]:
         """The envelope this delivery carries: all of it to the approval's own callback, the
@@ -71,6 +84,7 @@ class DeliveryRecord:
     subject: str
     target_kind: str  # a ``TargetKind`` value; kept as stored, so a newer kind still reads
     target: str
+    purpose: str  # a ``Purpose`` value, kept as stored as ``target_kind`` is
     status: DeliveryStatus
     attempts: int
     created_at: datetime  # the delivery's making, or its last redrive: max age counts from it
@@ -158,3 +172,94 @@ class Backoff:
 
     def is_too_old(self, created_at: datetime, now: datetime) -> bool:
         return now - created_at >= self.max_age
+
+
+@dataclass(frozen=True)
+class FailingDelivery:
+    """One delivery of an object's events that has failed and is not delivered: what the
+    object's notification summary is made of."""
+
+    id: str
+    purpose: str
+    target_kind: str
+    target: str
+    status: DeliveryStatus  # pending (still tried) or dead
+    attempts: int
+    first_failure: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class FailingChannel:
+    """One destination that an object's events are failing to reach, e.g. "slack delivery
+    to #ml-approvals failing since 10:02, 5 attempts". ``target`` is as its reader may see
+    it; ``status`` is ``failing`` while any of its deliveries is still tried, else ``dead``."""
+
+    purpose: str
+    target_kind: str
+    target: str
+    status: str
+    failing_since: datetime
+    attempts: int
+    last_error: str | None
+
+
+def failing_channels(
+    failing: list[FailingDelivery], shown: Callable[[FailingDelivery], str]
+) -> list[FailingChannel]:
+    """``failing`` by destination (purpose, kind, target), oldest failure first: its
+    attempts added up, failing since its first failure, and the newest delivery's error."""
+    groups: dict[tuple[str, str, str], list[FailingDelivery]] = {}
+    for delivery in sorted(failing, key=lambda d: d.id):
+        groups.setdefault((delivery.purpose, delivery.target_kind, delivery.target), []).append(
+            delivery
+        )
+    channels = [
+        FailingChannel(
+            purpose=purpose,
+            target_kind=kind,
+            target=shown(found[-1]),
+            status="failing"
+            if any(d.status is DeliveryStatus.PENDING for d in found)
+            else DeliveryStatus.DEAD.value,
+            failing_since=min(d.first_failure for d in found),
+            attempts=sum(d.attempts for d in found),
+            last_error=found[-1].last_error,
+        )
+        for (purpose, kind, _target), found in groups.items()
+    ]
+    return sorted(channels, key=lambda c: c.failing_since)
+
+
+class Reader(StrEnum):
+    """Who reads an approval's deliveries, for how much of their targets they see."""
+
+    ADMIN = "admin"  # everything, as in the outbox view
+    REQUESTER = "requester"  # the requester or the approval's task token: whom it asked
+    APPROVER = "approver"  # another person who may see the approval
+
+
+def shown_target(
+    purpose: str, target_kind: str, target: str, reader: Reader, *, compact: bool = False
+) -> str:
+    """``target`` as ``reader`` may see it on the approval. The callback URL is on the
+    approval already; approvers' addresses are for admins and the requester; what
+    subscriptions name (tokens in URLs, people's addresses) is for admins, and shown to the
+    others redacted. ``compact`` (the approval's summary) redacts every URL."""
+    if target_kind == TargetKind.APPRISE:
+        return apprise_urls.shown(target)
+    if target_kind == TargetKind.SLACK:
+        return target
+    if target_kind == TargetKind.EMAIL:
+        sees = reader is Reader.ADMIN or (
+            reader is Reader.REQUESTER and purpose == Purpose.APPROVER
+        )
+        return target if sees else masked_address(target)
+    sees = reader is Reader.ADMIN or purpose == Purpose.CALLBACK
+    return target if sees and not compact else destinations.redacted(target)
+
+
+def masked_address(address: str) -> str:
+    """``j…@example.com``: which domain, not whom."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}"

@@ -7,7 +7,9 @@ same transaction: one per recipient for email, one otherwise. Internal event typ
 (``domain/events.py``) never match, whatever the filter says.
 
 A webhook target must pass the same address rules as callbacks (``domain/destinations.py``)
-when it is written, and again, resolved, at every send.
+when it is written, and again, resolved, at every send. An apprise target must be a URL
+apprise recognises (``domain/apprise_urls.py``), and the host its service connects to is held
+to the same rules at every send.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from signoff import errors
-from signoff.domain import destinations, events, filters
+from signoff.domain import apprise_urls, destinations, events, filters
 from signoff.domain.deliveries import TargetKind
 from signoff.domain.events import Event
 
@@ -62,12 +64,18 @@ class Subscription:
         return [(kind, self.target)]
 
     def as_json(self) -> dict[str, Any]:
-        """The subscription as the API shows it (to admins: the target in full)."""
+        """The subscription as the API shows it (to admins: the target in full, but for an
+        apprise URL, a bundle of credentials, shown in its privacy form)."""
+        target: str | list[str] = (
+            list(self.target) if isinstance(self.target, tuple) else self.target
+        )
+        if self.kind is Kind.APPRISE:
+            target = shown_target(self.kind, self.target)
         return {
             "id": self.id,
             "name": self.name,
             "kind": self.kind.value,
-            "target": list(self.target) if isinstance(self.target, tuple) else self.target,
+            "target": target,
             "filter": self.filter,
             "enabled": self.enabled,
             "created_at": self.created_at.isoformat(),
@@ -145,11 +153,8 @@ def _check_url(kind: Kind, url: str) -> None:
         raise errors.InvalidInput(f"a URL is at most {MAX_URL} characters", field="target")
     if kind is Kind.WEBHOOK and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise errors.InvalidInput(f"{url!r} is not an http(s) URL", field="target")
-    if kind is Kind.APPRISE and (not parts.scheme or not parts.netloc):
-        raise errors.InvalidInput(
-            f"{url!r} is not an apprise URL such as mailto://... or json://host/path",
-            field="target",
-        )
+    if kind is Kind.APPRISE:
+        apprise_urls.check(url)
 
 
 def _recipients(addresses: list[str]) -> tuple[str, ...]:
@@ -191,4 +196,6 @@ def check_filter(pattern: Any) -> None:
 def shown_target(kind: Kind, target: Target) -> str | list[str]:
     if isinstance(target, tuple):
         return list(target)
+    if kind is Kind.APPRISE:
+        return apprise_urls.shown(target)
     return target if kind is Kind.SLACK else destinations.redacted(target)

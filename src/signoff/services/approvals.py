@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from signoff.store.engine import Database
 SCHEDULE = "schedule"  # notification topic: an approval is due at <key> (epoch seconds)
 SETTLED = "approval"  # notification topic: this approval left pending
 DELIVERY = journal.DELIVERY
+APPROVER, CALLBACK = deliveries.Purpose.APPROVER, deliveries.Purpose.CALLBACK
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _announce(
         event_data=data,
     )
     assert event is not None
-    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *emailed.values())
+    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, APPROVER, *emailed.values())
 
 
 def _people_to_email(session: Session, approval: Approval) -> dict[str, str]:
@@ -513,14 +514,71 @@ def settled_among(db: Database, approval_ids: list[str]) -> list[str]:
         return store.settled_among(session, approval_ids)
 
 
-def deliveries_of(db: Database, ctx: Context, approval_id: str) -> list[deliveries.DeliveryRecord]:
+def get_with_notifications(
+    db: Database, ctx: Context, approval_id: str
+) -> tuple[Approval, list[deliveries.FailingChannel]]:
+    """The approval, and where its notifications are failing (``notifications_of``), read
+    together."""
     ctx.principal.require(Scope.APPROVALS_READ)
     with db.read() as session:
-        _check_can_see(session, ctx, store.get_approval(session, approval_id))
-        # Callbacks only: a subscription's deliveries (its URL may hold a token) are for
-        # admins, and once it is deleted they can no longer be told apart by their link.
-        callbacks = (deliveries.TargetKind.CALLBACK,)
-        return outbox.deliveries_of_subject(session, approval_id, kinds=callbacks)
+        approval = store.get_approval(session, approval_id)
+        _check_can_see(session, ctx, approval)
+        return approval, _failing_channels(session, ctx, approval)
+
+
+def notifications_of(
+    db: Database, ctx: Context, approval_id: str
+) -> list[deliveries.FailingChannel]:
+    """Each destination the approval's events are failing to reach (its callback, an
+    approver's email, a subscription's channel): since when, how many attempts, the last
+    error; empty while everything arrives. Targets are shown as ``deliveries.shown_target``
+    lets the reader see them, URLs redacted."""
+    ctx.principal.require(Scope.APPROVALS_READ)
+    with db.read() as session:
+        approval = store.get_approval(session, approval_id)
+        _check_can_see(session, ctx, approval)
+        return _failing_channels(session, ctx, approval)
+
+
+def deliveries_of(
+    db: Database, ctx: Context, approval_id: str, *, purpose: deliveries.Purpose | None = None
+) -> list[deliveries.DeliveryRecord]:
+    """Every delivery of the approval's events (only those made for ``purpose`` when
+    given), targets shown as ``deliveries.shown_target`` lets the reader see them."""
+    ctx.principal.require(Scope.APPROVALS_READ)
+    with db.read() as session:
+        approval = store.get_approval(session, approval_id)
+        _check_can_see(session, ctx, approval)
+        found = outbox.deliveries_of_subject(
+            session, approval_id, purposes=None if purpose is None else (purpose,)
+        )
+    reader = _reader(ctx, approval)
+    return [
+        replace(d, target=deliveries.shown_target(d.purpose, d.target_kind, d.target, reader))
+        for d in found
+    ]
+
+
+def _failing_channels(
+    session: Session, ctx: Context, approval: Approval
+) -> list[deliveries.FailingChannel]:
+    reader = _reader(ctx, approval)
+
+    def shown(d: deliveries.FailingDelivery) -> str:
+        return deliveries.shown_target(d.purpose, d.target_kind, d.target, reader, compact=True)
+
+    return deliveries.failing_channels(outbox.failing_of_subject(session, approval.id), shown)
+
+
+def _reader(ctx: Context, approval: Approval) -> deliveries.Reader:
+    principal = ctx.principal
+    if principal.is_admin:
+        return deliveries.Reader.ADMIN
+    if principal.approval_id == approval.id or (
+        principal.user is not None and principal.user.id == approval.requester_id
+    ):
+        return deliveries.Reader.REQUESTER
+    return deliveries.Reader.APPROVER
 
 
 def _settle(
@@ -556,7 +614,8 @@ def _settle(
         event_data=approvals.as_json(approval) | {"previous_status": previous.value},
     )
     if approval.callback_url and event is not None:
-        journal.deliver(db, session, event, deliveries.TargetKind.CALLBACK, approval.callback_url)
+        callback = deliveries.TargetKind.CALLBACK
+        journal.deliver(db, session, event, callback, CALLBACK, approval.callback_url)
     if event is not None:
         _update_slack_messages(db, session, event)
     db.notify(session, SETTLED, approval.id)
@@ -568,7 +627,8 @@ def _update_slack_messages(db: Database, session: Session, event: events.Event) 
     update shows the approval as it is when sent, so their order does not matter."""
     posted = slack_store.messages_of(session, event.subject)
     targets = [message.target for message in posted]
-    journal.deliver(db, session, event, deliveries.TargetKind.SLACK, *targets)
+    slack, purpose = deliveries.TargetKind.SLACK, deliveries.Purpose.SUBSCRIPTION
+    journal.deliver(db, session, event, slack, purpose, *targets)
 
 
 def resolve_approvers(session: Session, refs: list[str]) -> list[ApproverRef]:

@@ -1,7 +1,8 @@
 """Deliveries: the dispatcher's bookkeeping (claim what is due, record what happened), and
 the admins' view of the outbox (list, read with every attempt, redrive dead letters).
 
-A redrive is one transaction per batch: the deliveries become pending and due at once, each
+Admins see targets in full, but apprise URLs in their privacy form. A redrive is one
+transaction per batch: the deliveries become pending and due at once, each
 gets a ``delivery.redrive`` audit entry, and the dispatcher is woken.
 """
 
@@ -85,7 +86,7 @@ def list_deliveries(
     ctx.principal.require_admin()
     with db.read() as session:
         found = outbox.list_deliveries(session, filters, before_id=cursor, limit=limit + 1)
-    page = found[:limit]
+    page = [_shown(record) for record in found[:limit]]
     return page, page[-1].id if len(found) > limit else None
 
 
@@ -93,7 +94,8 @@ def get(db: Database, ctx: Context, delivery_id: str) -> DeliveryHistory:
     ctx.principal.require_admin()
     with db.read() as session:
         return DeliveryHistory(
-            outbox.get_delivery(session, delivery_id), outbox.attempts_of(session, delivery_id)
+            _shown(outbox.get_delivery(session, delivery_id)),
+            outbox.attempts_of(session, delivery_id),
         )
 
 
@@ -105,7 +107,7 @@ def redrive(db: Database, ctx: Context, delivery_id: str) -> DeliveryRecord:
         found = outbox.get_delivery(session, delivery_id, for_update=True)
         found.check_can_redrive()
         _redrive(db, session, ctx, [found], now)
-    return found.redriven(now)
+    return _shown(found.redriven(now))
 
 
 def redrive_all(db: Database, ctx: Context, filters: Filters) -> int:
@@ -131,6 +133,15 @@ def redrive_all(db: Database, ctx: Context, filters: Filters) -> int:
         if len(batch) < REDRIVE_BATCH:
             return total
         before = batch[-1].id
+
+
+def _shown(record: DeliveryRecord) -> DeliveryRecord:
+    """Admins see targets in full, but an apprise URL (a bundle of credentials) in its
+    privacy form."""
+    shown = deliveries.shown_target(
+        record.purpose, record.target_kind, record.target, deliveries.Reader.ADMIN
+    )
+    return replace(record, target=shown)
 
 
 def _redrive(

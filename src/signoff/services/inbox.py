@@ -16,7 +16,7 @@ from signoff.services import approvals as approvals_service
 from signoff.store import approvals as approvals_store
 from signoff.store import audit as audit_store
 from signoff.store import inbox as store
-from signoff.store import outbox, principals
+from signoff.store import principals
 from signoff.store.engine import Database
 
 PAGE_SIZE = 25
@@ -137,7 +137,8 @@ class ApprovalView:
     approval: Approval
     requester: User | None
     people: dict[str, User]  # who decided, by id
-    deliveries: list[deliveries.DeliveryRecord]
+    failing: list[deliveries.FailingChannel]  # destinations its events are failing to reach
+    deliveries: list[deliveries.DeliveryRecord]  # every one of its events', oldest first
     history: list[HistoryEntry]  # oldest first
     cannot_decide: str | None  # why this visitor may not decide, or None: they may
 
@@ -158,15 +159,15 @@ def view_approval(db: Database, ctx: Context, approval_id: str) -> ApprovalView:
         ids |= {e.actor.removeprefix("user:") for e in entries if e.actor.startswith("user:")}
         people = {uid: found for uid in ids if (found := principals.find_user(session, uid))}
         team_ids = principals.team_ids_of(session, user.id)
-        callbacks = outbox.deliveries_of_subject(
-            session, approval.id, kinds=(deliveries.TargetKind.CALLBACK,)
-        )
+    sent = approvals_service.deliveries_of(db, ctx, approval.id)
+    failing = approvals_service.notifications_of(db, ctx, approval.id)
     history = [HistoryEntry(e, _actor_name(e.actor, people)) for e in reversed(entries)]
     return ApprovalView(
         approval=approval,
         requester=people.get(approval.requester_id),
         people=people,
-        deliveries=callbacks,
+        failing=failing,
+        deliveries=sent,
         history=history,
         cannot_decide=_why_not(approval, user, team_ids, ctx),
     )

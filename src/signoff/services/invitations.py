@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from signoff import errors
 from signoff.domain import accounts, events, ids, passwords
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK, Invitation, Method
-from signoff.domain.deliveries import TargetKind
+from signoff.domain.deliveries import Purpose, TargetKind
 from signoff.domain.principals import Context, Role, User, UserKind
 from signoff.services import journal, principals
 from signoff.services.accounts import Rules, SignedIn, end_sessions_of, start_after_password_set
@@ -193,7 +193,7 @@ def request_password_reset(
             },
         )
         assert event is not None
-        journal.deliver(db, session, event, TargetKind.EMAIL, user.email)
+        journal.deliver(db, session, event, TargetKind.EMAIL, Purpose.ACCOUNT, user.email)
     return ids.link_token(secret_key, RESET_LINK, reset.id, nonce)
 
 
@@ -323,7 +323,7 @@ def _send(
         },
     )
     assert event is not None
-    journal.deliver(db, session, event, TargetKind.EMAIL, invitation.email)
+    journal.deliver(db, session, event, TargetKind.EMAIL, Purpose.ACCOUNT, invitation.email)
 
 
 def _audit(

@@ -25,6 +25,7 @@ from signoff.store.engine import Database
 _PENDING = "signoff.audit"
 _SUBSCRIPTIONS = "signoff.subscriptions"
 DELIVERY = "delivery"  # notification topic: a delivery is due
+SUBSCRIPTION = deliveries.Purpose.SUBSCRIPTION
 
 
 def record(
@@ -85,7 +86,9 @@ def _fan_out(session: Session, event: events.Event) -> None:
     matched = subscriptions.deliveries_for(event, session.info[_SUBSCRIPTIONS])
     if matched:
         new = [
-            outbox.NewDelivery(ids.new_sortable_id("msg"), kind, target, subscription.id)
+            outbox.NewDelivery(
+                ids.new_sortable_id("msg"), kind, target, SUBSCRIPTION, subscription.id
+            )
             for subscription, kind, target in matched
         ]
         outbox.insert_deliveries(session, event, new)
@@ -97,11 +100,17 @@ def deliver(
     session: Session,
     event: events.Event,
     target_kind: deliveries.TargetKind,
+    purpose: deliveries.Purpose,
     *targets: str,
 ) -> None:
-    """Hand ``event`` to the dispatcher for each of ``targets``, in the event's transaction."""
+    """Hand ``event`` to the dispatcher for each of ``targets``, in the event's transaction;
+    ``purpose`` says why (``SUBSCRIPTION`` only for updates of what a subscription's delivery
+    posted, such as a Slack message; what subscriptions match is the fan-out's)."""
     if not targets:
         return
-    new = [outbox.NewDelivery(ids.new_sortable_id("msg"), target_kind, t) for t in targets]
+    new = [
+        outbox.NewDelivery(ids.new_sortable_id("msg"), target_kind, target, purpose)
+        for target in targets
+    ]
     outbox.insert_deliveries(session, event, new)
     db.notify(session, DELIVERY)

@@ -86,7 +86,8 @@ def _remind(
         | {"reminder": number, "reminders": of, "undecided": people, "emailed": people},
     )
     assert event is not None
-    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *undecided.values())
+    email, approver = deliveries.TargetKind.EMAIL, deliveries.Purpose.APPROVER
+    journal.deliver(db, session, event, email, approver, *undecided.values())
 
 
 def _escalate(
@@ -125,7 +126,8 @@ def _escalate(
         },
     )
     assert event is not None
-    journal.deliver(db, session, event, deliveries.TargetKind.EMAIL, *newly.values())
+    email, approver = deliveries.TargetKind.EMAIL, deliveries.Purpose.APPROVER
+    journal.deliver(db, session, event, email, approver, *newly.values())
 
 
 def _approval_data(approval: Approval) -> dict[str, Any]:

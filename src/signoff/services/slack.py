@@ -81,7 +81,8 @@ def record_posted(
         )
         if Shown.of(approval) != shown:
             latest = outbox.events_of_subject(session, approval_id)[-1]
-            journal.deliver(db, session, latest, deliveries.TargetKind.SLACK, message.target)
+            slack, purpose = deliveries.TargetKind.SLACK, deliveries.Purpose.SUBSCRIPTION
+            journal.deliver(db, session, latest, slack, purpose, message.target)
 
 
 def find_user(db: Database, slack_user_id: str) -> User | None:

@@ -41,6 +41,7 @@ class NewDelivery:
     id: str
     target_kind: deliveries.TargetKind
     target: str
+    purpose: deliveries.Purpose
     subscription_id: str | None = None
 
 
@@ -59,6 +60,7 @@ def insert_deliveries(session: Session, event: events.Event, new: list[NewDelive
                 "next_attempt_at": event.occurred_at,
                 "created_at": event.occurred_at,
                 "subscription_id": delivery.subscription_id,
+                "purpose": delivery.purpose.value,
             }
             for delivery in new
         ],
@@ -97,6 +99,7 @@ def claim_due(
             attempts=row.attempts,
             created_at=row.created_at,
             subscription_id=row.subscription_id,
+            purpose=deliveries.Purpose(row.purpose),
         )
         for row, event in claimed
     ]
@@ -151,16 +154,50 @@ class Filters:
 
 
 def deliveries_of_subject(
-    session: Session, subject: str, *, kinds: Collection[deliveries.TargetKind] | None = None
+    session: Session, subject: str, *, purposes: Collection[deliveries.Purpose] | None = None
 ) -> list[DeliveryRecord]:
-    """Delivery state for what an object caused, for showing on that object; only ``kinds``
-    when given."""
+    """Delivery state for what an object caused, for showing on that object; only those
+    made for ``purposes`` when given. The object's events by ``ix_events_subject``, their
+    deliveries by ``ix_deliveries_event_id``."""
     query = _records().where(EventRow.subject == subject)
-    if kinds is not None:
-        query = query.where(DeliveryRow.target_kind.in_([kind.value for kind in kinds]))
+    if purposes is not None:
+        query = query.where(DeliveryRow.purpose.in_([purpose.value for purpose in purposes]))
     return _with_attempt_times(
         session, list(session.execute(query.order_by(DeliveryRow.created_at, DeliveryRow.id)))
     )
+
+
+def failing_of_subject(session: Session, subject: str) -> list[deliveries.FailingDelivery]:
+    """The deliveries of what an object caused that failed and are not delivered, with
+    their first failure: one statement, by the same indexes as ``deliveries_of_subject``;
+    the attempts are read only for the failing ones (usually none)."""
+    first_failure = (
+        select(func.min(DeliveryAttemptRow.attempted_at))
+        .where(DeliveryAttemptRow.delivery_id == DeliveryRow.id, DeliveryAttemptRow.ok.is_(False))
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(DeliveryRow, first_failure)
+        .join(EventRow, EventRow.id == DeliveryRow.event_id)
+        .where(
+            EventRow.subject == subject,
+            DeliveryRow.status != DeliveryStatus.DELIVERED.value,
+            DeliveryRow.last_error.is_not(None),
+        )
+    )
+    return [
+        deliveries.FailingDelivery(
+            id=row.id,
+            purpose=row.purpose,
+            target_kind=row.target_kind,
+            target=row.target,
+            status=DeliveryStatus(row.status),
+            attempts=row.attempts,
+            first_failure=first or row.created_at,  # its attempts pruned: no better time
+            last_error=row.last_error,
+        )
+        for row, first in rows
+    ]
 
 
 def list_deliveries(
@@ -239,10 +276,8 @@ class Backlog:
 
 
 def backlog(session: Session, now: datetime) -> Backlog:
-    """Counts by status, from the partial index of pending deliveries where it can serve.
-
-    Dead deliveries have no index of their own: counting them reads the table, which is the
-    one cost here that grows with the number of deliveries ever made."""
+    """Counts by status, from the partial indexes of pending and of dead deliveries: none of
+    it reads the deliveries that were delivered."""
     pending, earliest = session.execute(
         select(func.count(), func.min(DeliveryRow.next_attempt_at)).where(
             is_pending(DeliveryRow.status)
@@ -267,6 +302,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if filters.status is DeliveryStatus.PENDING:
         found.append(is_pending(DeliveryRow.status))
+    elif filters.status is DeliveryStatus.DEAD:
+        found.append(DeliveryRow.status == _DEAD)  # the partial index of dead letters
     elif filters.status is not None:
         found.append(DeliveryRow.status == filters.status.value)
     if filters.target_kind is not None:
@@ -320,6 +357,7 @@ def _record(
         subject=subject,
         target_kind=row.target_kind,
         target=row.target,
+        purpose=row.purpose,
         status=status,
         attempts=row.attempts,
         created_at=row.created_at,

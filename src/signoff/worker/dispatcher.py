@@ -13,14 +13,15 @@ import contextlib
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 import httpx
 
-from signoff.domain import destinations
+from signoff.domain import apprise_urls, destinations
 from signoff.domain.deliveries import AttemptResult, Backoff, Delivery, TargetKind
 from signoff.services import deliveries
 from signoff.store.engine import Database
-from signoff.worker.senders import email, smtp, webhook
+from signoff.worker.senders import apprise, email, smtp, webhook
 from signoff.worker.senders import slack as slack_sender
 
 log = logging.getLogger(__name__)
@@ -101,29 +102,28 @@ class Dispatcher:
         await asyncio.to_thread(deliveries.record, self.db, [delivery], [result], self.backoff)
 
     async def _send(self, http: httpx.AsyncClient, delivery: Delivery) -> AttemptResult:
-        kind = delivery.target_kind
-        if kind is TargetKind.EMAIL:
-            return await email.send(
-                delivery, self.mail, public_url=self.public_url, secret_key=self.secret_key
-            )
-        if kind in (TargetKind.CALLBACK, TargetKind.WEBHOOK):
-            return await webhook.send(
-                http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
-            )
-        if kind is TargetKind.SLACK:
-            if self.slack is None:
-                return slack_sender.not_configured(delivery)
-            return await self.slack.send(delivery)
-        # Apprise subscriptions are stored and matched before their sender exists: an
-        # ordinary failed attempt, retried until one exists or the delivery is too old.
-        return AttemptResult(
-            delivery_id=delivery.id,
-            ok=False,
-            status_code=None,
-            error=f"no sender for {kind} yet",
-            latency_ms=0,
-            response_excerpt=None,
-        )
+        match delivery.target_kind:
+            case TargetKind.EMAIL:
+                return await email.send(
+                    delivery, self.mail, public_url=self.public_url, secret_key=self.secret_key
+                )
+            case TargetKind.CALLBACK | TargetKind.WEBHOOK:
+                return await webhook.send(
+                    http, delivery, self.webhook_secrets, self.timeout, self.allowed_networks
+                )
+            case TargetKind.SLACK:
+                if self.slack is None:
+                    return slack_sender.not_configured(delivery)
+                return await self.slack.send(delivery)
+            case TargetKind.APPRISE:
+                return await apprise.send(
+                    delivery,
+                    public_url=self.public_url,
+                    timeout=self.timeout,
+                    allowed=self.allowed_networks,
+                )
+            case unknown:
+                assert_never(unknown)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -149,4 +149,6 @@ def _shown(delivery: Delivery) -> str:
     """Where a delivery goes, fit for a log: URLs may hold tokens."""
     if delivery.target_kind in (TargetKind.EMAIL, TargetKind.SLACK):
         return delivery.target
+    if delivery.target_kind is TargetKind.APPRISE:
+        return apprise_urls.shown(delivery.target)
     return destinations.redacted(delivery.target)

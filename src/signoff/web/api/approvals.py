@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response
@@ -9,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from signoff import schemas
 from signoff.domain import approvals as domain
+from signoff.domain.deliveries import Purpose
 from signoff.services import approvals
 from signoff.web.api import deliveries as deliveries_api
 from signoff.web.deps import ContextDep, RuntimeDep
@@ -75,7 +77,11 @@ def list_approvals(
 
 @router.get("/{approval_id}", response_model=schemas.ApprovalPublic)
 def get_approval(approval_id: str, ctx: ContextDep, runtime: RuntimeDep) -> schemas.ApprovalPublic:
-    return to_public(approvals.get(runtime.db, ctx, approval_id), runtime.settings.public_url)
+    """The approval, with ``notifications``: where its notifications are failing."""
+    approval, failing = approvals.get_with_notifications(runtime.db, ctx, approval_id)
+    public = to_public(approval, runtime.settings.public_url)
+    public.notifications = [schemas.NotificationStatus.model_validate(asdict(f)) for f in failing]
+    return public
 
 
 @router.post("/{approval_id}/decisions", response_model=schemas.ApprovalPublic)
@@ -127,10 +133,19 @@ async def wait(
 
 @router.get("/{approval_id}/deliveries", response_model=list[schemas.DeliveryPublic])
 def list_deliveries(
-    approval_id: str, ctx: ContextDep, runtime: RuntimeDep
+    approval_id: str,
+    ctx: ContextDep,
+    runtime: RuntimeDep,
+    purpose: Annotated[
+        schemas.DeliveryPurpose | None,
+        Query(description="Only these: e.g. callback for the approval's own callback."),
+    ] = None,
 ) -> list[schemas.DeliveryPublic]:
-    """Where this approval's events were sent, and how that is going: each delivery is one
-    event to one destination, with ``failing_since``, ``attempts``, ``last_error`` and
-    ``next_attempt_at`` to say how that destination is doing."""
-    found = approvals.deliveries_of(runtime.db, ctx, approval_id)
+    """Where this approval's events were sent, and how that is going: its callback, the
+    email to each approver, and what subscriptions matched (deleted ones too), oldest first,
+    each with ``failing_since``, ``attempts``, ``last_error`` and ``next_attempt_at``.
+    Approvers' addresses are shown to admins and the requester, masked to others;
+    subscriptions' targets to admins, redacted to others."""
+    wanted = None if purpose is None else Purpose(purpose)
+    found = approvals.deliveries_of(runtime.db, ctx, approval_id, purpose=wanted)
     return [deliveries_api.to_public(d) for d in found]

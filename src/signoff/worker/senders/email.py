@@ -26,7 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from signoff.domain import approvals, events, ids, policies
 from signoff.domain.accounts import INVITE_LINK, RESET_LINK
 from signoff.domain.approvals import Verdict
-from signoff.domain.deliveries import AttemptResult, Delivery
+from signoff.domain.deliveries import AttemptResult, Delivery, Purpose
 from signoff.worker.senders import smtp
 
 MAX_BODY_CHARS = 4000  # of an approval's body in its email; the rest is a click away
@@ -46,7 +46,7 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
     """The message for one email delivery."""
     event = delivery.event
     base_url = public_url.rstrip("/")
-    if delivery.subscription_id is None:  # signoff's own email: its own template
+    if delivery.purpose is not Purpose.SUBSCRIPTION:  # signoff's own email: its own template
         name = event.type.replace(".", "_")
         values: dict[str, Any] = {
             "data": event.data,

@@ -98,18 +98,27 @@ async def pinned(
     if url.scheme not in ("http", "https") or not url.host:
         raise DestinationRefused(f"{target!r} is not an http(s) URL")
     port = url.port or (443 if url.scheme == "https" else 80)
-    infos = await asyncio.get_running_loop().getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-    addresses = [ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not addresses:
-        raise DestinationRefused(f"{url.host} has no address")
-    for address in addresses:
-        if not destinations.is_allowed(address, allowed):
-            raise DestinationRefused(destinations.refusal(url.host, address))
+    addresses = await checked_addresses(url.host, port, allowed)
     host = url.host if url.port is None else f"{url.host}:{url.port}"
     if ":" in url.host:  # an IPv6 literal keeps its brackets in Host
         host = f"[{url.host}]" if url.port is None else f"[{url.host}]:{url.port}"
     extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
     return url.copy_with(host=str(addresses[0])), host, extensions
+
+
+async def checked_addresses(
+    host: str, port: int, allowed: Collection[destinations.Network]
+) -> list[destinations.Address]:
+    """Every address ``host`` resolves to, once each is allowed; ``DestinationRefused``
+    otherwise (``OSError`` when it does not resolve)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses:
+        raise DestinationRefused(f"{host} has no address")
+    for address in addresses:
+        if not destinations.is_allowed(address, allowed):
+            raise DestinationRefused(destinations.refusal(host, address))
+    return addresses
 
 
 def _millis_since(started: float) -> int:
