@@ -286,6 +286,15 @@ class _PeopleCalls:
         )
 
     @staticmethod
+    def remove_member(team: str, user: str) -> _Call[schemas.TeamPublic]:
+        path = f"/v1/teams/{quote(team, safe='')}/members/{quote(user, safe='@')}"
+        return _Call("DELETE", path, _model(schemas.TeamPublic))
+
+    @staticmethod
+    def delete_team(team: str) -> _Call[None]:
+        return _Call("DELETE", f"/v1/teams/{quote(team, safe='')}", lambda _body: None)
+
+    @staticmethod
     def create_key(
         user: str | None,
         name: str,
@@ -885,6 +894,14 @@ class People:
     def add_member(self, team: str, user: str) -> schemas.TeamPublic:
         return self._send(_PeopleCalls.add_member(team, user))
 
+    def remove_member(self, team: str, user: str) -> schemas.TeamPublic:
+        """Take ``user`` out of ``team`` (admins); one who is not a member changes nothing."""
+        return self._send(_PeopleCalls.remove_member(team, user))
+
+    def delete_team(self, team: str) -> None:
+        """Delete a team no pending approval waits on (admins; ``Conflict`` otherwise)."""
+        self._send(_PeopleCalls.delete_team(team))
+
     def create_key(
         self,
         *,
@@ -1365,6 +1382,12 @@ class AsyncPeople:
 
     async def add_member(self, team: str, user: str) -> schemas.TeamPublic:
         return await self._send(_PeopleCalls.add_member(team, user))
+
+    async def remove_member(self, team: str, user: str) -> schemas.TeamPublic:
+        return await self._send(_PeopleCalls.remove_member(team, user))
+
+    async def delete_team(self, team: str) -> None:
+        await self._send(_PeopleCalls.delete_team(team))
 
     async def create_key(
         self,

@@ -280,6 +280,13 @@ def test_users_are_disabled_enabled_and_given_roles_from_the_shell(admin_env):
     assert "admin or member" in wrong.stderr
     unlinked = signoff("users", "unlink-oidc", "alice@example.com", env=admin_env)
     assert "alice@example.com was not linked to a provider account" in unlinked.stdout
+    signoff("teams", "create", "spare", env=admin_env)
+    signoff("teams", "add-member", "spare", "alice@example.com", env=admin_env)
+    assert (
+        "[]"
+        in signoff("teams", "remove-member", "spare", "alice@example.com", env=admin_env).stdout
+    )
+    assert "deleted team spare" in signoff("teams", "delete", "spare", env=admin_env).stdout
 
 
 def test_a_slack_user_is_linked_listed_and_unlinked_from_the_shell(admin_env):

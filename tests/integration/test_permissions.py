@@ -107,6 +107,8 @@ ROWS = [
     ("GET", "/v1/teams", None, 200, None),
     ("POST", "/v1/teams", {"name": "team-c"}, 403, "permission_denied"),
     ("POST", "/v1/teams/{team}/members", {"user": "bob@example.com"}, 403, "permission_denied"),
+    ("DELETE", "/v1/teams/{team}/members/{user}", None, 403, "permission_denied"),
+    ("DELETE", "/v1/teams/{team}", None, 403, "permission_denied"),
     ("GET", "/v1/api-keys", None, 200, None),
     ("POST", "/v1/api-keys", {"user": "alice@example.com"}, 403, "permission_denied"),
     ("POST", "/v1/api-keys/{key_id}/revoke", None, 404, "api_key_not_found"),

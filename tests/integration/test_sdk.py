@@ -160,3 +160,20 @@ def test_an_admin_unlinks_a_provider_account_and_others_may_not(clients):
         clients["alice"].people.unlink_oidc("alice@example.com")
     with pytest.raises(errors.NotFound):
         clients["admin"].people.unlink_oidc("nobody@example.com")
+
+
+def test_an_admin_removes_a_member_and_deletes_a_team_no_approval_waits_on(clients):
+    admin = clients["admin"]
+    team = admin.people.remove_member("owners", "alice@example.com")
+    assert team.member_ids == []
+    admin.people.remove_member("owners", "alice@example.com")  # not a member: no error
+    admin.people.create_team("spare")
+    admin.people.delete_team("spare")
+    assert "spare" not in {t.name for t in admin.people.list_teams()}
+    clients["pipeline"].approvals.create(title="t", approvers=["team:owners"])
+    with pytest.raises(errors.Conflict, match="pending approvals wait on team owners"):
+        admin.people.delete_team("owners")
+    with pytest.raises(errors.PermissionDenied):
+        clients["alice"].people.delete_team("owners")
+    with pytest.raises(errors.TeamNotFound):
+        admin.people.delete_team("nobody")

@@ -215,6 +215,38 @@ def add_member(
     )
 
 
+@teams.command("remove-member")
+def remove_member(
+    team: str, user: Annotated[str, typer.Argument(help="Email or id.")], as_json: Json = False
+) -> None:
+    """Take a user out of a team."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            found = principals.remove_member(db, ctx, team=team, user=user)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    emit(
+        schemas.TeamPublic.model_validate(asdict(found)),
+        ("id", "name", "member_ids"),
+        as_json=as_json,
+    )
+
+
+@teams.command("delete")
+def delete_team(team: str) -> None:
+    """Delete a team that no pending approval waits on."""
+    from signoff.services import principals
+
+    with database() as (db, ctx):
+        try:
+            principals.delete_team(db, ctx, team)
+        except errors.SignoffError as exc:
+            raise fail(exc) from exc
+    typer.echo(f"deleted team {team}")
+
+
 @teams.command("list")
 def list_teams(as_json: Json = False) -> None:
     """List teams."""

@@ -180,6 +180,20 @@ def add_member(
     return schemas.TeamPublic.model_validate(asdict(found))
 
 
+@router.delete("/teams/{team}/members/{user}", response_model=schemas.TeamPublic)
+def remove_member(team: str, user: str, ctx: ContextDep, runtime: RuntimeDep) -> schemas.TeamPublic:
+    """Take a user out of a team (admins); one who is not a member changes nothing."""
+    found = principals.remove_member(runtime.db, ctx, team=team, user=user)
+    return schemas.TeamPublic.model_validate(asdict(found))
+
+
+@router.delete("/teams/{team}", status_code=204, response_class=Response)
+def delete_team(team: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
+    """Delete a team that no pending approval waits on (admins)."""
+    principals.delete_team(runtime.db, ctx, team)
+    return Response(status_code=204)
+
+
 @router.post("/api-keys", status_code=201, response_model=schemas.ApiKeyCreated)
 def create_api_key(
     spec: schemas.ApiKeyCreate, ctx: ContextDep, runtime: RuntimeDep
