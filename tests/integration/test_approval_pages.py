@@ -4,7 +4,9 @@ decision, who may see what. tests/browser/test_approval_pages.py has what only a
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -129,6 +131,20 @@ def test_pages_follow_the_cursor_both_ways_and_new_approvals_shift_nothing(pipel
     assert 'rel="next"' not in second.text
     back = html.unescape(re.search(r'href="([^"]+)" rel="prev"', second.text).group(1))
     assert titles(dana.get(back)) == [f"Approval {n:02}" for n in range(25)]
+
+
+@pytest.mark.parametrize(
+    "decoded",
+    [["2026-01-01T00:00:00", "x"], ["0001-01-01T00:00:00+01:00", "x"], ["2026-01-01"], 5],
+    ids=["without-time-zone", "out-of-range", "not-a-pair", "not-a-list"],
+)
+def test_a_tampered_cursor_is_a_clear_page_not_a_500(pipeline, dana, decoded):
+    create(pipeline, title="One")
+    token = base64.urlsafe_b64encode(json.dumps(decoded).encode()).decode().rstrip("=")
+    for direction in ("n", "p"):
+        page = dana.get("/approvals", params={"cursor": f"{direction}.{token}"})
+        assert page.status_code == 422, page.status_code
+        assert "The cursor is not one this server issued." in html.unescape(page.text)
 
 
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):

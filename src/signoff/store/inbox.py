@@ -167,8 +167,7 @@ def _decode(cursor: str) -> tuple[bool, tuple[datetime, str]]:
         if direction not in ("n", "p"):
             raise ValueError(direction)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        deadline_at, approval_id = json.loads(raw)
-        return direction == "p", (datetime.fromisoformat(deadline_at), str(approval_id))
+        return direction == "p", store.cursor_key(json.loads(raw))
     except (ValueError, TypeError) as exc:
         raise errors.InvalidInput(
             "the cursor is not one this server issued", field="cursor"
