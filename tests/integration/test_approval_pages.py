@@ -147,6 +147,21 @@ def test_a_tampered_cursor_is_a_clear_page_not_a_500(pipeline, dana, decoded):
         assert "The cursor is not one this server issued." in html.unescape(page.text)
 
 
+def test_the_pending_count_is_the_same_on_every_status_tab(pipeline, dana):
+    mine = create(pipeline, title="Decided by me, still pending", policy={"quorum": 2})
+    create(pipeline, title="Waiting for me")
+    page = dana.get(f"/approvals/{mine.id}")
+    done = dana.post(f"/approvals/{mine.id}", data={"csrf_token": csrf(page), "verdict": "approve"})
+    assert done.status_code == 303
+    count = r'Pending <span class="count">(\d+)</span>'
+    shown = {
+        status: re.search(count, dana.get("/approvals", params={"status": status}).text).group(1)
+        for status in ("", "approved", "any")
+    }
+    assert shown == {"": "1", "approved": "1", "any": "1"}, shown
+    assert titles(dana.get("/approvals")) == ["Waiting for me"]
+
+
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):
     approval = create(
         pipeline,

@@ -115,13 +115,18 @@ def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
 
 
 def _with_status(base: store.Filters, status: Status) -> store.Filters:
+    """``base`` for another status tab. In the "to decide" view the Pending tab lists what
+    still waits for my decision and the others what I was asked to decide, whichever tab
+    ``base`` came from (so the Pending count is the same on every tab)."""
+    me = base.decidable_by or base.approver
+    pending = status is Status.PENDING
     return store.Filters(
         status=status,
         label=base.label,
         requester_id=base.requester_id,
-        decidable_by=base.decidable_by if status is Status.PENDING else None,
+        decidable_by=me if pending else None,
         visible_to=base.visible_to,
-        approver=base.approver or (base.decidable_by if status is not Status.PENDING else None),
+        approver=None if pending else me,
     )
 
 
