@@ -162,6 +162,20 @@ def test_the_pending_count_is_the_same_on_every_status_tab(pipeline, dana):
     assert titles(dana.get("/approvals")) == ["Waiting for me"]
 
 
+def test_a_long_integer_is_recorded_as_typed(pipeline, dana):
+    form = {
+        "type": "object",
+        "required": ["change_id"],
+        "properties": {"change_id": {"type": "integer", "title": "Change id"}},
+    }
+    approval = create(pipeline, policy={"form": form})
+    page = dana.get(f"/approvals/{approval.id}")
+    fields = {"csrf_token": csrf(page), "verdict": "approve", "form.change_id": "12345678901234567"}
+    assert dana.post(f"/approvals/{approval.id}", data=fields).status_code == 303
+    recorded = pipeline.approvals.get(approval.id).decisions[0].form
+    assert recorded == {"change_id": 12345678901234567}, recorded
+
+
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):
     approval = create(
         pipeline,

@@ -100,6 +100,21 @@ def test_numbers_that_are_not_finite_are_refused():
         }
 
 
+def test_numbers_are_recorded_as_typed_an_integer_never_through_a_float():
+    for text, rows in (("12345678901234567", 12345678901234567), ("1e3", 1000), ("1.0", 1)):
+        posted = read(ticket="CHG-1", rows=text, risk="low")
+        assert posted.errors == {}, text
+        assert posted.form is not None
+        assert (posted.form["rows"], type(posted.form["rows"])) == (rows, int)
+    numbers = policies.Policy(form={"type": "object", "properties": {"n": {"type": "number"}}})
+    for text, number in (("12345678901234567", 12345678901234567), ("-7", -7), ("0.25", 0.25)):
+        posted = forms.read(numbers, Verdict.APPROVE, "", {"form.n": text})
+        assert posted.form == {"n": number}
+        assert posted.form is not None
+        assert type(posted.form["n"]) is type(number)
+    assert read(ticket="CHG-1", rows="1.5", risk="low").errors == {"rows": "enter a whole number"}
+
+
 def test_a_rejection_reads_no_form_but_still_needs_its_comment():
     assert read(Verdict.REJECT, comment="", ticket="nonsense").errors == {
         "comment": "a comment is required"

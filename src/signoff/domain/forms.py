@@ -184,6 +184,13 @@ def _choice(raw: str, choices: tuple[tuple[str, Any], ...]) -> tuple[Any, str | 
 
 
 def _number(raw: str, *, integer: bool) -> tuple[Any, str | None]:
+    """``raw`` as typed: an integer's digits exactly (never through a float, which rounds
+    beyond 2**53), otherwise a finite float; for an integer field, an integral float such as
+    ``1e3`` or ``1.0`` is accepted too."""
+    try:
+        return int(raw), None
+    except ValueError:
+        pass
     try:
         number = float(raw)
     except ValueError:
@@ -192,7 +199,7 @@ def _number(raw: str, *, integer: bool) -> tuple[Any, str | None]:
         return _MISSING, "enter a number"
     if integer:
         return (int(number), None) if number.is_integer() else (_MISSING, "enter a whole number")
-    return (int(number) if number.is_integer() and "." not in raw else number), None
+    return number, None
 
 
 def _as_text(value: Any) -> str:
