@@ -337,6 +337,27 @@ def test_saving_a_policy_unchanged_keeps_its_reminders_and_escalation(admin, bro
     assert 'id="f-escalation_approvers-error"' in refused.text
 
 
+@pytest.mark.parametrize(
+    "typed", ["NaN", '{"type": ["approval.settled"], "n": Infinity}', "[" * 100_000]
+)
+def test_json_boxes_refuse_nan_and_deep_nesting_beside_the_box(admin, browser, typed):
+    admin.people.create_team("data-owners")
+    form = browser.get("/admin/policies/_new")
+    fields = {"name": "prod", "approvers": "team:data-owners", "quorum": "1"}
+    refused = post(browser, "/admin/policies", form, **fields, rejections_to_reject="1", form=typed)
+    assert refused.status_code == 422, refused.status_code
+    assert 'id="f-form-error"' in refused.text
+    assert "not JSON" in text(refused)
+    form = browser.get("/admin/subscriptions/_new")
+    fields = {"name": "ops", "kind": "webhook", "target": "https://hooks.example.com/T"}
+    refused = post(browser, "/admin/subscriptions", form, **fields, enabled="on", filter=typed)
+    assert refused.status_code == 422, refused.status_code
+    assert 'id="f-filter-error"' in refused.text
+    assert "not JSON" in text(refused)
+    assert admin.policies.list().items == []
+    assert admin.subscriptions.list().items == []
+
+
 def test_a_subscription_filter_error_names_its_path_and_targets_stay_redacted(admin, browser):
     form = browser.get("/admin/subscriptions/_new")
     fields = {

@@ -176,6 +176,18 @@ def test_a_long_integer_is_recorded_as_typed(pipeline, dana):
     assert recorded == {"change_id": 12345678901234567}, recorded
 
 
+@pytest.mark.parametrize("text", ["NaN", "[1, Infinity]", "[" * 100_000])
+def test_a_json_field_refuses_nan_and_deep_nesting_beside_the_field(pipeline, dana, text):
+    form = {"type": "object", "properties": {"extra": {"title": "Anything"}}}
+    approval = create(pipeline, policy={"form": form})
+    page = dana.get(f"/approvals/{approval.id}")
+    fields = {"csrf_token": csrf(page), "verdict": "approve", "form.extra": text}
+    refused = dana.post(f"/approvals/{approval.id}", data=fields)
+    assert refused.status_code == 422, refused.status_code
+    assert "field takes JSON, such as" in html.unescape(refused.text)
+    assert pipeline.approvals.get(approval.id).decisions == []
+
+
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):
     approval = create(
         pipeline,

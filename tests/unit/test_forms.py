@@ -115,6 +115,16 @@ def test_numbers_are_recorded_as_typed_an_integer_never_through_a_float():
     assert read(ticket="CHG-1", rows="1.5", risk="low").errors == {"rows": "enter a whole number"}
 
 
+def test_a_json_field_refuses_what_is_not_json_and_deep_nesting():
+    for text in ("NaN", "[Infinity]", '{"a": -Infinity}', "[" * 100_000, "[" * 65 + "]" * 65):
+        posted = read(ticket="CHG-1", rows="1", risk="low", tables=text)
+        assert set(posted.errors) == {"tables"}, text[:20]
+        assert posted.errors["tables"].startswith("this field takes JSON")
+    nested = read(ticket="CHG-1", rows="1", risk="low", tables="[" * 64 + "]" * 64)
+    assert set(nested.errors) == {"tables"}  # JSON, but not an array of strings
+    assert "is not of type" in nested.errors["tables"]
+
+
 def test_a_rejection_reads_no_form_but_still_needs_its_comment():
     assert read(Verdict.REJECT, comment="", ticket="nonsense").errors == {
         "comment": "a comment is required"

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from signoff.domain import policies
+from signoff.domain import json_text, policies
 from signoff.domain.approvals import Verdict
 
 MAX_COMMENT = 10_000  # characters; schemas.DecisionCreate allows the same over the API
@@ -160,8 +160,8 @@ def _value(spec: Field, raw: str) -> tuple[Any, str | None]:
         return _number(raw, integer=spec.kind == "integer")
     if spec.kind == "json":
         try:
-            return json.loads(raw), None
-        except ValueError:
+            return json_text.loads(raw), None
+        except json_text.NotJson:
             return _MISSING, 'this field takes JSON, such as [1, 2] or {"key": "value"}'
     return raw, None
 

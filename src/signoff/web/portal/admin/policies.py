@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from signoff import errors, schemas
+from signoff.domain import json_text
 from signoff.domain import policies as rules
 from signoff.domain.policies import ApproverRef, NamedPolicy
 from signoff.services import policies
@@ -190,12 +191,9 @@ def _body(posted: dict[str, str]) -> dict[str, Any]:
             "approvers": _lines(posted["escalation_approvers"]),
         }
     try:
-        form = json.loads(posted["form"]) if posted["form"] else None
-    except json.JSONDecodeError as exc:
-        raise errors.InvalidInput(
-            f"the decision form is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            field="form",
-        ) from exc
+        form = json_text.loads(posted["form"]) if posted["form"] else None
+    except json_text.NotJson as exc:
+        raise errors.InvalidInput(f"the decision form is not JSON: {exc}", field="form") from exc
     return {
         "name": posted["name"],
         "description": posted["description"],
