@@ -465,6 +465,10 @@ def test_the_audit_log_filters_pages_and_verifies_its_chain(admin, browser, db: 
     future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert "No entries match" in browser.get(f"/admin/audit?since={future}").text
     assert 'id="f-since-error"' in browser.get("/admin/audit?since=yesterday").text
+    for key, far in (("since", "0001-01-01T00:00+01:00"), ("until", "9999-12-31T23:59-01:00")):
+        refused = browser.get("/admin/audit", params={key: far})
+        assert refused.status_code in (200, 422), (key, refused.status_code)
+        assert f'id="f-{key}-error"' in refused.text
     verified = post(browser, "/admin/audit/verify", log)
     assert "The chain is intact" in verified.text
     with db.write() as session:
