@@ -167,7 +167,18 @@ def test_an_array_of_enums_is_a_group_of_checkboxes_read_back_in_the_schemas_ord
     assert posted == {"form.regions": ["7", "eu"], "comment": "fine"}
     decision = forms.read(policies.Policy(form=MULTI), Verdict.APPROVE, "fine", posted)
     assert decision.errors == {}
-    assert decision.form == {"regions": ["eu", 7], "tags": []}
+    assert decision.form == {"regions": ["eu", 7]}  # nothing ticked in tags: left out
+
+
+def test_an_optional_group_of_checkboxes_left_unticked_is_omitted_despite_min_items():
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 1}},
+    }
+    skipped = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {})
+    assert (skipped.errors, skipped.form) == ({}, {})
+    ticked = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {"form.tags": "b"})
+    assert (ticked.errors, ticked.form) == ({}, {"tags": ["b"]})
 
 
 def test_a_group_of_checkboxes_reports_too_few_none_or_unknown_choices_against_itself():

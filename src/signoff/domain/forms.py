@@ -167,12 +167,13 @@ def _value(spec: Field, raw: str) -> tuple[Any, str | None]:
 
 
 def _choices(spec: Field, sent: list[str]) -> tuple[Any, str | None]:
-    """The chosen values of a group of checkboxes, in the schema's order."""
+    """The chosen values of a group of checkboxes, in the schema's order; none ticked is
+    "omitted" (not ``[]``, which the schema's minItems could refuse)."""
     chosen = [value for shown, value in spec.choices if shown in sent]
     if len(chosen) < len({item for item in sent if item}):
         return _MISSING, "choose among the listed values"
-    if not chosen and spec.required:
-        return _MISSING, "choose at least one"
+    if not chosen:  # nothing ticked: an optional group is left out, as an empty field is
+        return _MISSING, "choose at least one" if spec.required else None
     return chosen, None
 
 
