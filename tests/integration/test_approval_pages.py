@@ -188,6 +188,24 @@ def test_a_json_field_refuses_nan_and_deep_nesting_beside_the_field(pipeline, da
     assert pipeline.approvals.get(approval.id).decisions == []
 
 
+def test_an_unknown_requester_reads_as_no_match_except_to_an_admin(server, admin, pipeline, dana):
+    create(pipeline, title="One")
+    admin.people.create_user("quiet@example.com")
+    pages = {
+        email: dana.get("/approvals", params={"view": "all", "requester": email})
+        for email in ("nobody@example.com", "quiet@example.com")
+    }
+    for email, page in pages.items():
+        assert page.status_code == 200, email
+        assert "No approvals match these filters." in page.text, email
+        assert "has an account" not in page.text, email
+    shown = [re.sub(r"\w+(@|%40)example\.com", "EMAIL", page.text) for page in pages.values()]
+    assert shown[0] == shown[1]  # nothing tells the two apart but the address typed
+    root = signed_in(server, admin, "root@example.com", role="admin")
+    told = root.get("/approvals", params={"view": "all", "requester": "nobody@example.com"})
+    assert "has an account" in told.text
+
+
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):
     approval = create(
         pipeline,

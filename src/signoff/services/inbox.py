@@ -62,6 +62,11 @@ def list_inbox(
         problems: dict[str, str] = {}
         requester_id = _requester_id(session, query.requester, problems)
         team_id = _team_id(session, query.team, problems)
+        if "requester" in problems and not ctx.principal.is_admin:
+            # Whether an account exists is for admins to learn: to anyone else an unknown
+            # requester reads as one whose approvals none match.
+            problems.pop("requester")
+            return Inbox(query, store.Page([], None, None), {}, problems)  # filtered: no counts
         if problems:
             return Inbox(query, store.Page([], None, None), dict.fromkeys(Status, 0), problems)
         base = approvals_store.Filters(
