@@ -86,6 +86,12 @@ def test_the_overview_counts_people_invitations_and_links_every_page(admin, brow
     assert page.status_code == 200
     assert re.search(r'class="count">1</span> pending invitations', page.text)
     assert re.search(r'class="count">1</span> people with access', page.text)
+    assert re.search(r'class="count">0</span> approvals pending', page.text)
+    admin.people.create_user("carol@example.com")
+    for n in range(3):
+        admin.approvals.create(title=f"Approve {n}?", approvers=["carol@example.com"])
+    page = browser.get("/admin")
+    assert re.search(r'class="count">3</span> approvals pending', page.text)
     for path in (
         "/admin/people",
         "/admin/teams",

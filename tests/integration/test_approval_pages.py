@@ -206,6 +206,20 @@ def test_an_unknown_requester_reads_as_no_match_except_to_an_admin(server, admin
     assert "has an account" in told.text
 
 
+def test_search_pages_walk_in_deadline_order_both_ways(pipeline, dana):
+    for n in range(60):
+        create(pipeline, title=f"{'Match' if n % 2 else 'Other'} {n:02}", timeout=f"{n + 1}h")
+    matches = [f"Match {n:02}" for n in range(1, 60, 2)]
+    for sort, expected in (("", matches), ("latest", matches[::-1])):
+        first = dana.get("/approvals", params={"q": "match", "sort": sort})
+        assert titles(first) == expected[:25]
+        nxt = html.unescape(re.search(r'href="([^"]+)" rel="next"', first.text).group(1))
+        second = dana.get(nxt)
+        assert titles(second) == expected[25:]
+        back = html.unescape(re.search(r'href="([^"]+)" rel="prev"', second.text).group(1))
+        assert titles(dana.get(back)) == expected[:25]
+
+
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):
     approval = create(
         pipeline,

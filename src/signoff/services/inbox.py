@@ -85,6 +85,17 @@ def list_inbox(
     return Inbox(query, page, counts)
 
 
+def count_pending(db: Database, ctx: Context, *, cap: int) -> int:
+    """How many pending approvals this person may see (all of them for an admin), counted
+    up to ``cap + 1`` without loading any."""
+    user = _user(ctx)
+    ctx.principal.require(Scope.APPROVALS_READ)
+    visible_to = None if ctx.principal.is_admin else (user.id, ctx.principal.team_ids)
+    base = approvals_store.Filters(status=Status.PENDING, visible_to=visible_to)
+    with db.read() as session:
+        return store.count(session, store.Filters(base=base), cap=cap)
+
+
 def _counted(query: Query) -> bool:
     """Whether the inbox shows counts per status: for what waits for me and for all I may
     see, not under a filter. A rare combination (a label, a team or a requester, and what this

@@ -76,7 +76,14 @@ def list_page(
         # Bound the rows a search reads: the filtered set in deadline order, at most
         # SEARCH_SCAN_LIMIT of them, then the title test on those.
         walked = query.limit(SEARCH_SCAN_LIMIT).subquery()
-        inner = select(walked).where(_title_has(walked.c.title, filters.text)).limit(limit + 1)
+        # A subquery's order is not kept by SQL: the outer query says it again.
+        outer = (walked.c.deadline_at, walked.c.id)
+        inner = (
+            select(walked)
+            .where(_title_has(walked.c.title, filters.text))
+            .order_by(*(c.desc() if descending else c.asc() for c in outer))
+            .limit(limit + 1)
+        )
         rows = list(session.execute(inner))
         if len(rows) <= limit:  # fewer matches than a page: did the bound cut the search?
             scanned = session.scalar(select(func.count()).select_from(walked)) or 0
@@ -112,6 +119,13 @@ def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
         capped = query.limit(COUNT_CAP + 1).subquery()
         counts[status] = session.scalar(select(func.count()).select_from(capped)) or 0
     return counts
+
+
+def count(session: Session, filters: Filters, *, cap: int) -> int:
+    """How many approvals match ``filters``, stopping at ``cap + 1`` (reads at most that
+    many index entries, however many match)."""
+    capped = _filtered(filters).with_only_columns(ApprovalRow.id).limit(cap + 1).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
 def _with_status(base: store.Filters, status: Status) -> store.Filters:
