@@ -86,6 +86,12 @@ def test_the_overview_counts_people_invitations_and_links_every_page(admin, brow
     assert page.status_code == 200
     assert re.search(r'class="count">1</span> pending invitations', page.text)
     assert re.search(r'class="count">1</span> people with access', page.text)
+    assert re.search(r'class="count">0</span> approvals pending', page.text)
+    admin.people.create_user("carol@example.com")
+    for n in range(3):
+        admin.approvals.create(title=f"Approve {n}?", approvers=["carol@example.com"])
+    page = browser.get("/admin")
+    assert re.search(r'class="count">3</span> approvals pending', page.text)
     for path in (
         "/admin/people",
         "/admin/teams",
@@ -277,6 +283,87 @@ def test_a_policy_is_created_refused_field_by_field_edited_and_deleted(admin, br
     assert admin.policies.list().items == []
 
 
+def form_fields(page: httpx.Response) -> dict[str, str]:
+    """What a browser posts from ``page``'s form unchanged: every input, box and choice."""
+    found = {"csrf_token": csrf(page)} | {
+        name: html.unescape(value)
+        for name, kind, value in re.findall(
+            r'<input id="[^"]*" name="(\w+)" type="(text|number|hidden)" value="([^"]*)"',
+            page.text,
+        )
+    }
+    for name, value in re.findall(
+        r'<textarea[^>]* name="(\w+)"[^>]*>([^<]*)</textarea>', page.text
+    ):
+        found[name] = html.unescape(value)
+    for name, body in re.findall(r'<select[^>]* name="(\w+)"[^>]*>(.*?)</select>', page.text, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', body)
+        found[name] = chosen.group(1) if chosen else ""
+    for name in re.findall(r'<input[^>]* name="(\w+)" type="checkbox"[^>]* checked', page.text):
+        found[name] = "on"
+    return found
+
+
+def test_saving_a_policy_unchanged_keeps_its_reminders_and_escalation(admin, browser):
+    admin.people.create_user("alice@example.com")
+    admin.people.create_team("data-owners")
+    admin.policies.create(
+        "prod-promotion",
+        approvers=["team:data-owners"],
+        timeout="24h",
+        reminders=["4h", "12h"],
+        escalation={"after": "20h", "approvers": ["alice@example.com"]},
+    )
+    before = admin.policies.get("prod-promotion")
+    shown = browser.get("/admin/policies/prod-promotion")
+    assert "Reminds whoever has not decided after 4h, 12h." in text(shown)
+    assert "Escalates after 20h to alice@example.com." in text(shown)
+    assert "Escalates after 20h" in text(browser.get("/admin/policies"))
+    edit = browser.get("/admin/policies/prod-promotion/edit")
+    fields = form_fields(edit)
+    assert (fields["reminders"], fields["escalation"]) == ("4h, 12h", "20h")
+    assert fields["escalation_approvers"] == "alice@example.com"
+    follow(browser, browser.post("/admin/policies/prod-promotion", data=fields))
+    after = admin.policies.get("prod-promotion")
+    assert after.reminders == before.reminders == [4 * 3600, 12 * 3600]
+    assert after.escalation == before.escalation
+    assert after.timeout_seconds == 24 * 3600
+
+    changed = fields | {"reminders": "2h\n6h", "escalation": "", "escalation_approvers": ""}
+    follow(browser, browser.post("/admin/policies/prod-promotion", data=changed))
+    after = admin.policies.get("prod-promotion")
+    assert (after.reminders, after.escalation) == ([2 * 3600, 6 * 3600], None)
+    late = fields | {"escalation": "30h"}
+    refused = browser.post("/admin/policies/prod-promotion", data=late)
+    assert refused.status_code == 422
+    assert 'id="f-escalation-error"' in refused.text
+    nobody = fields | {"escalation_approvers": "nobody@example.com"}
+    refused = browser.post("/admin/policies/prod-promotion", data=nobody)
+    assert refused.status_code == 422
+    assert 'id="f-escalation_approvers-error"' in refused.text
+
+
+@pytest.mark.parametrize(
+    "typed", ["NaN", '{"type": ["approval.settled"], "n": Infinity}', "[" * 100_000]
+)
+def test_json_boxes_refuse_nan_and_deep_nesting_beside_the_box(admin, browser, typed):
+    admin.people.create_team("data-owners")
+    form = browser.get("/admin/policies/_new")
+    fields = {"name": "prod", "approvers": "team:data-owners", "quorum": "1"}
+    refused = post(browser, "/admin/policies", form, **fields, rejections_to_reject="1", form=typed)
+    assert refused.status_code == 422, refused.status_code
+    assert 'id="f-form-error"' in refused.text
+    assert "not JSON" in text(refused)
+    form = browser.get("/admin/subscriptions/_new")
+    fields = {"name": "ops", "kind": "webhook", "target": "https://hooks.example.com/T"}
+    refused = post(browser, "/admin/subscriptions", form, **fields, enabled="on", filter=typed)
+    assert refused.status_code == 422, refused.status_code
+    assert 'id="f-filter-error"' in refused.text
+    assert "not JSON" in text(refused)
+    assert admin.policies.list().items == []
+    assert admin.subscriptions.list().items == []
+
+
 def test_a_subscription_filter_error_names_its_path_and_targets_stay_redacted(admin, browser):
     form = browser.get("/admin/subscriptions/_new")
     fields = {
@@ -384,6 +471,10 @@ def test_the_audit_log_filters_pages_and_verifies_its_chain(admin, browser, db: 
     future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert "No entries match" in browser.get(f"/admin/audit?since={future}").text
     assert 'id="f-since-error"' in browser.get("/admin/audit?since=yesterday").text
+    for key, far in (("since", "0001-01-01T00:00+01:00"), ("until", "9999-12-31T23:59-01:00")):
+        refused = browser.get("/admin/audit", params={key: far})
+        assert refused.status_code in (200, 422), (key, refused.status_code)
+        assert f'id="f-{key}-error"' in refused.text
     verified = post(browser, "/admin/audit/verify", log)
     assert "The chain is intact" in verified.text
     with db.write() as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -245,6 +247,20 @@ def test_listing_filters_and_pages(api):
     assert second["next_cursor"] is None
     mine = api["alice"].get("/v1/approvals", params={"decidable": "true"}).json()
     assert len(mine["items"]) == 4
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2026-01-01T00:00:00", "0001-01-01T00:00:00+01:00", "not a moment", None],
+    ids=["without-time-zone", "out-of-range", "not-a-moment", "null"],
+)
+def test_a_tampered_listing_cursor_is_a_422_problem(api, moment):
+    create(api["pipeline"])
+    for decoded in ([moment, "x"], [moment], {"a": 1}):
+        raw = json.dumps(decoded).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        answer = api["admin"].get("/v1/approvals", params={"cursor": cursor})
+        assert assert_problem(answer, 422, "invalid_input")
 
 
 def test_audit_is_admin_only_and_verifies(api):

@@ -4,7 +4,9 @@ decision, who may see what. tests/browser/test_approval_pages.py has what only a
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -129,6 +131,93 @@ def test_pages_follow_the_cursor_both_ways_and_new_approvals_shift_nothing(pipel
     assert 'rel="next"' not in second.text
     back = html.unescape(re.search(r'href="([^"]+)" rel="prev"', second.text).group(1))
     assert titles(dana.get(back)) == [f"Approval {n:02}" for n in range(25)]
+
+
+@pytest.mark.parametrize(
+    "decoded",
+    [["2026-01-01T00:00:00", "x"], ["0001-01-01T00:00:00+01:00", "x"], ["2026-01-01"], 5],
+    ids=["without-time-zone", "out-of-range", "not-a-pair", "not-a-list"],
+)
+def test_a_tampered_cursor_is_a_clear_page_not_a_500(pipeline, dana, decoded):
+    create(pipeline, title="One")
+    token = base64.urlsafe_b64encode(json.dumps(decoded).encode()).decode().rstrip("=")
+    for direction in ("n", "p"):
+        page = dana.get("/approvals", params={"cursor": f"{direction}.{token}"})
+        assert page.status_code == 422, page.status_code
+        assert "The cursor is not one this server issued." in html.unescape(page.text)
+
+
+def test_the_pending_count_is_the_same_on_every_status_tab(pipeline, dana):
+    mine = create(pipeline, title="Decided by me, still pending", policy={"quorum": 2})
+    create(pipeline, title="Waiting for me")
+    page = dana.get(f"/approvals/{mine.id}")
+    done = dana.post(f"/approvals/{mine.id}", data={"csrf_token": csrf(page), "verdict": "approve"})
+    assert done.status_code == 303
+    count = r'Pending <span class="count">(\d+)</span>'
+    shown = {
+        status: re.search(count, dana.get("/approvals", params={"status": status}).text).group(1)
+        for status in ("", "approved", "any")
+    }
+    assert shown == {"": "1", "approved": "1", "any": "1"}, shown
+    assert titles(dana.get("/approvals")) == ["Waiting for me"]
+
+
+def test_a_long_integer_is_recorded_as_typed(pipeline, dana):
+    form = {
+        "type": "object",
+        "required": ["change_id"],
+        "properties": {"change_id": {"type": "integer", "title": "Change id"}},
+    }
+    approval = create(pipeline, policy={"form": form})
+    page = dana.get(f"/approvals/{approval.id}")
+    fields = {"csrf_token": csrf(page), "verdict": "approve", "form.change_id": "12345678901234567"}
+    assert dana.post(f"/approvals/{approval.id}", data=fields).status_code == 303
+    recorded = pipeline.approvals.get(approval.id).decisions[0].form
+    assert recorded == {"change_id": 12345678901234567}, recorded
+
+
+@pytest.mark.parametrize("text", ["NaN", "[1, Infinity]", "[" * 100_000])
+def test_a_json_field_refuses_nan_and_deep_nesting_beside_the_field(pipeline, dana, text):
+    form = {"type": "object", "properties": {"extra": {"title": "Anything"}}}
+    approval = create(pipeline, policy={"form": form})
+    page = dana.get(f"/approvals/{approval.id}")
+    fields = {"csrf_token": csrf(page), "verdict": "approve", "form.extra": text}
+    refused = dana.post(f"/approvals/{approval.id}", data=fields)
+    assert refused.status_code == 422, refused.status_code
+    assert "field takes JSON, such as" in html.unescape(refused.text)
+    assert pipeline.approvals.get(approval.id).decisions == []
+
+
+def test_an_unknown_requester_reads_as_no_match_except_to_an_admin(server, admin, pipeline, dana):
+    create(pipeline, title="One")
+    admin.people.create_user("quiet@example.com")
+    pages = {
+        email: dana.get("/approvals", params={"view": "all", "requester": email})
+        for email in ("nobody@example.com", "quiet@example.com")
+    }
+    for email, page in pages.items():
+        assert page.status_code == 200, email
+        assert "No approvals match these filters." in page.text, email
+        assert "has an account" not in page.text, email
+    shown = [re.sub(r"\w+(@|%40)example\.com", "EMAIL", page.text) for page in pages.values()]
+    assert shown[0] == shown[1]  # nothing tells the two apart but the address typed
+    root = signed_in(server, admin, "root@example.com", role="admin")
+    told = root.get("/approvals", params={"view": "all", "requester": "nobody@example.com"})
+    assert "has an account" in told.text
+
+
+def test_search_pages_walk_in_deadline_order_both_ways(pipeline, dana):
+    for n in range(60):
+        create(pipeline, title=f"{'Match' if n % 2 else 'Other'} {n:02}", timeout=f"{n + 1}h")
+    matches = [f"Match {n:02}" for n in range(1, 60, 2)]
+    for sort, expected in (("", matches), ("latest", matches[::-1])):
+        first = dana.get("/approvals", params={"q": "match", "sort": sort})
+        assert titles(first) == expected[:25]
+        nxt = html.unescape(re.search(r'href="([^"]+)" rel="next"', first.text).group(1))
+        second = dana.get(nxt)
+        assert titles(second) == expected[25:]
+        back = html.unescape(re.search(r'href="([^"]+)" rel="prev"', second.text).group(1))
+        assert titles(dana.get(back)) == expected[:25]
 
 
 def test_an_approval_page_shows_the_request_safely_and_its_history(pipeline, dana):

@@ -100,6 +100,31 @@ def test_numbers_that_are_not_finite_are_refused():
         }
 
 
+def test_numbers_are_recorded_as_typed_an_integer_never_through_a_float():
+    for text, rows in (("12345678901234567", 12345678901234567), ("1e3", 1000), ("1.0", 1)):
+        posted = read(ticket="CHG-1", rows=text, risk="low")
+        assert posted.errors == {}, text
+        assert posted.form is not None
+        assert (posted.form["rows"], type(posted.form["rows"])) == (rows, int)
+    numbers = policies.Policy(form={"type": "object", "properties": {"n": {"type": "number"}}})
+    for text, number in (("12345678901234567", 12345678901234567), ("-7", -7), ("0.25", 0.25)):
+        posted = forms.read(numbers, Verdict.APPROVE, "", {"form.n": text})
+        assert posted.form == {"n": number}
+        assert posted.form is not None
+        assert type(posted.form["n"]) is type(number)
+    assert read(ticket="CHG-1", rows="1.5", risk="low").errors == {"rows": "enter a whole number"}
+
+
+def test_a_json_field_refuses_what_is_not_json_and_deep_nesting():
+    for text in ("NaN", "[Infinity]", '{"a": -Infinity}', "[" * 100_000, "[" * 65 + "]" * 65):
+        posted = read(ticket="CHG-1", rows="1", risk="low", tables=text)
+        assert set(posted.errors) == {"tables"}, text[:20]
+        assert posted.errors["tables"].startswith("this field takes JSON")
+    nested = read(ticket="CHG-1", rows="1", risk="low", tables="[" * 64 + "]" * 64)
+    assert set(nested.errors) == {"tables"}  # JSON, but not an array of strings
+    assert "is not of type" in nested.errors["tables"]
+
+
 def test_a_rejection_reads_no_form_but_still_needs_its_comment():
     assert read(Verdict.REJECT, comment="", ticket="nonsense").errors == {
         "comment": "a comment is required"
@@ -142,7 +167,18 @@ def test_an_array_of_enums_is_a_group_of_checkboxes_read_back_in_the_schemas_ord
     assert posted == {"form.regions": ["7", "eu"], "comment": "fine"}
     decision = forms.read(policies.Policy(form=MULTI), Verdict.APPROVE, "fine", posted)
     assert decision.errors == {}
-    assert decision.form == {"regions": ["eu", 7], "tags": []}
+    assert decision.form == {"regions": ["eu", 7]}  # nothing ticked in tags: left out
+
+
+def test_an_optional_group_of_checkboxes_left_unticked_is_omitted_despite_min_items():
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 1}},
+    }
+    skipped = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {})
+    assert (skipped.errors, skipped.form) == ({}, {})
+    ticked = forms.read(policies.Policy(form=schema), Verdict.APPROVE, "", {"form.tags": "b"})
+    assert (ticked.errors, ticked.form) == ({}, {"tags": ["b"]})
 
 
 def test_a_group_of_checkboxes_reports_too_few_none_or_unknown_choices_against_itself():

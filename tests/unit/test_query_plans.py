@@ -177,6 +177,41 @@ def test_an_inbox_page_walks_the_deadline_index_and_sorts_nothing(
     assert "TEMP B-TREE" not in page, page
 
 
+def test_the_admin_overview_counts_pending_approvals_from_the_index_with_a_cap(sqlite):
+    from signoff.store import inbox
+
+    with sqlite.read() as session:
+        (plan,) = explained(
+            session, lambda s: inbox.count(s, _inbox_filters(status=Status.PENDING), cap=999)
+        )
+    assert "USING COVERING INDEX ix_approvals_status_deadline_at_id" in plan, plan
+
+
+def test_a_text_search_says_its_order_on_the_outer_query(db):
+    """SQL keeps no order from a subquery: the page of matches is ordered where it is read."""
+    from signoff.store import inbox
+
+    seen: list[str] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    filters = inbox.Filters(base=approvals.Filters(status=Status.PENDING), text="batch")
+    with db.read() as session:
+        conn = session.connection()
+        event.listen(conn, "before_cursor_execute", capture)
+        try:
+            for latest_first in (False, True):
+                inbox.list_page(session, filters, cursor=None, latest_first=latest_first, limit=5)
+        finally:
+            event.remove(conn, "before_cursor_execute", capture)
+    searches = [sql for sql in seen if "LIKE" in sql]
+    assert len(searches) == 2, seen
+    for sql, order in zip(searches, ("ASC", "DESC"), strict=True):
+        outer = sql.rsplit(") AS anon_1", 1)[-1]  # after the subquery
+        assert f"ORDER BY anon_1.deadline_at {order}, anon_1.id {order}" in outer, sql
+
+
 def test_an_approvals_notification_summary_is_one_statement_by_index(sqlite):
     with sqlite.read() as session:
         (plan,) = explained(session, lambda s: outbox.failing_of_subject(s, "ap_1"))

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from signoff.domain import policies
+from signoff.domain import json_text, policies
 from signoff.domain.approvals import Verdict
 
 MAX_COMMENT = 10_000  # characters; schemas.DecisionCreate allows the same over the API
@@ -160,19 +160,20 @@ def _value(spec: Field, raw: str) -> tuple[Any, str | None]:
         return _number(raw, integer=spec.kind == "integer")
     if spec.kind == "json":
         try:
-            return json.loads(raw), None
-        except ValueError:
+            return json_text.loads(raw), None
+        except json_text.NotJson:
             return _MISSING, 'this field takes JSON, such as [1, 2] or {"key": "value"}'
     return raw, None
 
 
 def _choices(spec: Field, sent: list[str]) -> tuple[Any, str | None]:
-    """The chosen values of a group of checkboxes, in the schema's order."""
+    """The chosen values of a group of checkboxes, in the schema's order; none ticked is
+    "omitted" (not ``[]``, which the schema's minItems could refuse)."""
     chosen = [value for shown, value in spec.choices if shown in sent]
     if len(chosen) < len({item for item in sent if item}):
         return _MISSING, "choose among the listed values"
-    if not chosen and spec.required:
-        return _MISSING, "choose at least one"
+    if not chosen:  # nothing ticked: an optional group is left out, as an empty field is
+        return _MISSING, "choose at least one" if spec.required else None
     return chosen, None
 
 
@@ -184,6 +185,13 @@ def _choice(raw: str, choices: tuple[tuple[str, Any], ...]) -> tuple[Any, str | 
 
 
 def _number(raw: str, *, integer: bool) -> tuple[Any, str | None]:
+    """``raw`` as typed: an integer's digits exactly (never through a float, which rounds
+    beyond 2**53), otherwise a finite float; for an integer field, an integral float such as
+    ``1e3`` or ``1.0`` is accepted too."""
+    try:
+        return int(raw), None
+    except ValueError:
+        pass
     try:
         number = float(raw)
     except ValueError:
@@ -192,7 +200,7 @@ def _number(raw: str, *, integer: bool) -> tuple[Any, str | None]:
         return _MISSING, "enter a number"
     if integer:
         return (int(number), None) if number.is_integer() else (_MISSING, "enter a whole number")
-    return (int(number) if number.is_integer() and "." not in raw else number), None
+    return number, None
 
 
 def _as_text(value: Any) -> str:

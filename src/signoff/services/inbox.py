@@ -62,6 +62,11 @@ def list_inbox(
         problems: dict[str, str] = {}
         requester_id = _requester_id(session, query.requester, problems)
         team_id = _team_id(session, query.team, problems)
+        if "requester" in problems and not ctx.principal.is_admin:
+            # Whether an account exists is for admins to learn: to anyone else an unknown
+            # requester reads as one whose approvals none match.
+            problems.pop("requester")
+            return Inbox(query, store.Page([], None, None), {}, problems)  # filtered: no counts
         if problems:
             return Inbox(query, store.Page([], None, None), dict.fromkeys(Status, 0), problems)
         base = approvals_store.Filters(
@@ -78,6 +83,17 @@ def list_inbox(
         )
         counts = store.count_by_status(session, filters) if with_counts and _counted(query) else {}
     return Inbox(query, page, counts)
+
+
+def count_pending(db: Database, ctx: Context, *, cap: int) -> int:
+    """How many pending approvals this person may see (all of them for an admin), counted
+    up to ``cap + 1`` without loading any."""
+    user = _user(ctx)
+    ctx.principal.require(Scope.APPROVALS_READ)
+    visible_to = None if ctx.principal.is_admin else (user.id, ctx.principal.team_ids)
+    base = approvals_store.Filters(status=Status.PENDING, visible_to=visible_to)
+    with db.read() as session:
+        return store.count(session, store.Filters(base=base), cap=cap)
 
 
 def _counted(query: Query) -> bool:

@@ -6,7 +6,7 @@ import base64
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, text, update
@@ -299,12 +299,29 @@ def _encode_cursor(created_at: datetime, approval_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, approval_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(approval_id)
+        return cursor_key(json.loads(raw))
     except (ValueError, TypeError) as exc:
         raise errors.InvalidInput(
             "the cursor is not one this server issued", field="cursor"
         ) from exc
+
+
+def cursor_key(decoded: Any) -> tuple[datetime, str]:
+    """The (moment, approval id) a decoded cursor holds, the moment in UTC; ``ValueError``
+    when it holds anything else (a tampered cursor: not a pair, a moment without a time zone
+    or one that is out of range in UTC)."""
+    if not isinstance(decoded, list) or len(decoded) != 2:
+        raise ValueError("a cursor holds a moment and an approval id")
+    moment, approval_id = decoded
+    if not isinstance(moment, str) or not isinstance(approval_id, str):
+        raise ValueError("a cursor holds a moment and an approval id")
+    found = datetime.fromisoformat(moment)
+    if found.tzinfo is None:
+        raise ValueError("a cursor's moment has a time zone")
+    try:
+        return found.astimezone(UTC), approval_id
+    except OverflowError as exc:
+        raise ValueError("a cursor's moment is out of range") from exc
 
 
 def approvals_of_rows(session: Session, rows: list[Any]) -> list[Approval]:

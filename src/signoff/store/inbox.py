@@ -76,7 +76,14 @@ def list_page(
         # Bound the rows a search reads: the filtered set in deadline order, at most
         # SEARCH_SCAN_LIMIT of them, then the title test on those.
         walked = query.limit(SEARCH_SCAN_LIMIT).subquery()
-        inner = select(walked).where(_title_has(walked.c.title, filters.text)).limit(limit + 1)
+        # A subquery's order is not kept by SQL: the outer query says it again.
+        outer = (walked.c.deadline_at, walked.c.id)
+        inner = (
+            select(walked)
+            .where(_title_has(walked.c.title, filters.text))
+            .order_by(*(c.desc() if descending else c.asc() for c in outer))
+            .limit(limit + 1)
+        )
         rows = list(session.execute(inner))
         if len(rows) <= limit:  # fewer matches than a page: did the bound cut the search?
             scanned = session.scalar(select(func.count()).select_from(walked)) or 0
@@ -114,14 +121,26 @@ def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
     return counts
 
 
+def count(session: Session, filters: Filters, *, cap: int) -> int:
+    """How many approvals match ``filters``, stopping at ``cap + 1`` (reads at most that
+    many index entries, however many match)."""
+    capped = _filtered(filters).with_only_columns(ApprovalRow.id).limit(cap + 1).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
+
+
 def _with_status(base: store.Filters, status: Status) -> store.Filters:
+    """``base`` for another status tab. In the "to decide" view the Pending tab lists what
+    still waits for my decision and the others what I was asked to decide, whichever tab
+    ``base`` came from (so the Pending count is the same on every tab)."""
+    me = base.decidable_by or base.approver
+    pending = status is Status.PENDING
     return store.Filters(
         status=status,
         label=base.label,
         requester_id=base.requester_id,
-        decidable_by=base.decidable_by if status is Status.PENDING else None,
+        decidable_by=me if pending else None,
         visible_to=base.visible_to,
-        approver=base.approver or (base.decidable_by if status is not Status.PENDING else None),
+        approver=None if pending else me,
     )
 
 
@@ -167,8 +186,7 @@ def _decode(cursor: str) -> tuple[bool, tuple[datetime, str]]:
         if direction not in ("n", "p"):
             raise ValueError(direction)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        deadline_at, approval_id = json.loads(raw)
-        return direction == "p", (datetime.fromisoformat(deadline_at), str(approval_id))
+        return direction == "p", store.cursor_key(json.loads(raw))
     except (ValueError, TypeError) as exc:
         raise errors.InvalidInput(
             "the cursor is not one this server issued", field="cursor"

@@ -96,7 +96,7 @@ def _filters(request: Request) -> tuple[dict[str, str], audit.Filters, dict[str,
         chosen[key] = request.query_params.get(key, "").strip()[:40]
         try:
             times[key] = _utc(chosen[key]) if chosen[key] else None
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
             times[key] = None
             problems[key] = f"{chosen[key]!r} is not a time such as 2026-01-31T09:00"
     return (

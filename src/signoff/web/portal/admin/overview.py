@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from signoff.domain.approvals import Status
 from signoff.domain.deliveries import DeliveryStatus
-from signoff.services import approvals, deliveries, invitations, principals
+from signoff.services import deliveries, inbox, invitations, principals
 from signoff.web.deps import RuntimeDep
 from signoff.web.portal.admin import pages
 from signoff.web.portal.admin.pages import AdminDep
@@ -31,9 +30,7 @@ def overview(request: Request, runtime: RuntimeDep, visitor: AdminDep) -> HTMLRe
     dead, more_dead = deliveries.list_deliveries(
         runtime.db, ctx, deliveries.Filters(status=DeliveryStatus.DEAD), limit=COUNT_LIMIT
     )
-    waiting, more_waiting = approvals.list_approvals(
-        runtime.db, ctx, status=Status.PENDING, limit=COUNT_LIMIT
-    )
+    waiting = inbox.count_pending(runtime.db, ctx, cap=COUNT_LIMIT)
     return pages.show(
         request,
         runtime,
@@ -44,7 +41,7 @@ def overview(request: Request, runtime: RuntimeDep, visitor: AdminDep) -> HTMLRe
         disabled=sum(1 for user in people if not user.is_active),
         invitations=len(pending_invitations),
         dead=_count(len(dead), more_dead),
-        pending=_count(len(waiting), more_waiting),
+        pending=f"{COUNT_LIMIT}+" if waiting > COUNT_LIMIT else str(waiting),
     )
 
 

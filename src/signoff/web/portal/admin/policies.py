@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from signoff import errors, schemas
+from signoff.domain import json_text
 from signoff.domain import policies as rules
-from signoff.domain.policies import NamedPolicy
+from signoff.domain.policies import ApproverRef, NamedPolicy
 from signoff.services import policies
 from signoff.web.deps import Runtime, RuntimeDep
 from signoff.web.portal.admin import pages
@@ -38,6 +39,9 @@ FIELDS = (
     "link_requires_login",
     "timeout",
     "on_timeout",
+    "reminders",
+    "escalation",
+    "escalation_approvers",
     "form",
 )
 _CHECKBOXES = ("requester_can_decide", "comment_required", "link_requires_login")
@@ -77,7 +81,7 @@ async def create_policy(request: Request, runtime: RuntimeDep, visitor: AdminDep
             policies.create, runtime.db, context_of(request, visitor), spec
         )
     except (ValidationError, errors.InvalidInput) as exc:
-        return _form(request, runtime, visitor, None, posted, _problems(exc))
+        return _form(request, runtime, visitor, None, posted, _problems(exc, posted))
     except errors.Conflict as exc:
         return _form(request, runtime, visitor, None, posted, {"name": exc.detail}, exc.status)
     return pages.done(f"/admin/policies/{created.name}", "policy-created")
@@ -123,7 +127,7 @@ async def replace_policy(
             policies.replace, runtime.db, context_of(request, visitor), name, spec
         )
     except (ValidationError, errors.InvalidInput) as exc:
-        return _form(request, runtime, visitor, name, posted, _problems(exc))
+        return _form(request, runtime, visitor, name, posted, _problems(exc, posted))
     return pages.done(f"/admin/policies/{name}", "policy-saved")
 
 
@@ -161,6 +165,9 @@ _DEFAULTS = {
     "rejections_to_reject": "1",
     "timeout": "",
     "on_timeout": "",
+    "reminders": "",
+    "escalation": "",
+    "escalation_approvers": "",
 }
 
 
@@ -169,20 +176,28 @@ def _posted(form: FormData) -> dict[str, str]:
     return posted | {field: "on" if form.get(field) == "on" else "" for field in _CHECKBOXES}
 
 
+def _lines(text: str) -> list[str]:
+    """The items of a box that takes one a line or comma-separated, blanks left out."""
+    items = (item.strip() for item in text.replace(",", "\n").splitlines())
+    return [item for item in items if item]
+
+
 def _body(posted: dict[str, str]) -> dict[str, Any]:
     """The posted form as the API's JSON body; ``InvalidInput`` when the form's JSON is not."""
-    approvers = [ref.strip() for ref in posted["approvers"].replace(",", "\n").splitlines()]
+    escalation = None
+    if posted["escalation"] or posted["escalation_approvers"]:
+        escalation = {
+            "after": posted["escalation"],
+            "approvers": _lines(posted["escalation_approvers"]),
+        }
     try:
-        form = json.loads(posted["form"]) if posted["form"] else None
-    except json.JSONDecodeError as exc:
-        raise errors.InvalidInput(
-            f"the decision form is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            field="form",
-        ) from exc
+        form = json_text.loads(posted["form"]) if posted["form"] else None
+    except json_text.NotJson as exc:
+        raise errors.InvalidInput(f"the decision form is not JSON: {exc}", field="form") from exc
     return {
         "name": posted["name"],
         "description": posted["description"],
-        "approvers": [ref for ref in approvers if ref],
+        "approvers": _lines(posted["approvers"]),
         "quorum": posted["quorum"],
         "rejections_to_reject": posted["rejections_to_reject"],
         "requester_can_decide": bool(posted["requester_can_decide"]),
@@ -190,23 +205,33 @@ def _body(posted: dict[str, str]) -> dict[str, Any]:
         "link_requires_login": bool(posted["link_requires_login"]),
         "timeout": posted["timeout"] or None,
         "on_timeout": posted["on_timeout"] or None,
+        "reminders": _lines(posted["reminders"]) or None,
+        "escalation": escalation,
         "form": form,
     }
 
 
-def _problems(exc: ValidationError | errors.InvalidInput) -> dict[str, str]:
+def _problems(exc: ValidationError | errors.InvalidInput, posted: dict[str, str]) -> dict[str, str]:
     if isinstance(exc, errors.UnknownApprover):
+        ref = exc.extra.get("approver")
+        escalation = ref in _lines(posted["escalation_approvers"])
+        if escalation and ref not in _lines(posted["approvers"]):
+            return {"escalation_approvers": exc.detail}
         return {"approvers": exc.detail}
     return pages.problems_of(exc, FIELDS)
 
 
+def _refs(refs: tuple[ApproverRef, ...]) -> list[str]:
+    return [f"team:{a.name}" if a.kind == "team" else a.name for a in refs]
+
+
 def _values_of(policy: NamedPolicy) -> dict[str, str]:
-    refs = [f"team:{a.name}" if a.kind == "team" else a.name for a in policy.approvers]
     timeout = policy.timeout_seconds
+    escalation = policy.escalation
     return {
         "name": policy.name,
         "description": policy.description,
-        "approvers": "\n".join(refs),
+        "approvers": "\n".join(_refs(policy.approvers)),
         "quorum": str(policy.rules.quorum),
         "rejections_to_reject": str(policy.rules.rejections_to_reject),
         "requester_can_decide": "on" if policy.rules.requester_can_decide else "",
@@ -214,6 +239,9 @@ def _values_of(policy: NamedPolicy) -> dict[str, str]:
         "link_requires_login": "on" if policy.rules.link_requires_login else "",
         "timeout": rules.format_duration(timeout) if timeout else "",
         "on_timeout": policy.on_timeout.value if policy.on_timeout else "",
+        "reminders": ", ".join(rules.format_duration(r) for r in policy.reminders or ()),
+        "escalation": rules.format_duration(escalation.after_seconds) if escalation else "",
+        "escalation_approvers": "\n".join(_refs(escalation.approvers)) if escalation else "",
         "form": json.dumps(policy.rules.form, indent=2) if policy.rules.form else "",
     }
 
@@ -231,6 +259,12 @@ def _in_words(policy: NamedPolicy) -> list[str]:
         after = f"Times out after {rules.format_duration(policy.timeout_seconds)}"
         outcome = _OUTCOMES[policy.on_timeout.value] if policy.on_timeout else None
         found.append(f"{after}: {outcome}." if outcome else f"{after}, as the request says.")
+    if policy.reminders:
+        times = ", ".join(rules.format_duration(r) for r in policy.reminders)
+        found.append(f"Reminds whoever has not decided after {times}.")
+    if policy.escalation:
+        after = rules.format_duration(policy.escalation.after_seconds)
+        found.append(f"Escalates after {after} to {', '.join(_refs(policy.escalation.approvers))}.")
     return found
 
 

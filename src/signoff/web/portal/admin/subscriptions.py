@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from signoff import errors, schemas
+from signoff.domain import json_text
 from signoff.domain import subscriptions as domain
 from signoff.domain.subscriptions import Subscription
 from signoff.services import subscriptions
@@ -189,12 +190,9 @@ def _posted(form: FormData) -> dict[str, str]:
 def _body(posted: dict[str, str]) -> dict[str, Any]:
     """The form as the API's JSON body; ``InvalidInput`` when the filter is not JSON."""
     try:
-        pattern = json.loads(posted["filter"]) if posted["filter"] else {}
-    except json.JSONDecodeError as exc:
-        raise errors.InvalidInput(
-            f"the filter is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            field="filter",
-        ) from exc
+        pattern = json_text.loads(posted["filter"]) if posted["filter"] else {}
+    except json_text.NotJson as exc:
+        raise errors.InvalidInput(f"the filter is not JSON: {exc}", field="filter") from exc
     target: str | list[str] = posted["target"]
     if posted["kind"] == "email":
         target = [part.strip() for part in posted["target"].replace(",", "\n").splitlines()]
