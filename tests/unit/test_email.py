@@ -196,3 +196,36 @@ def test_an_escalation_email_tells_the_new_approver_they_may_decide():
     assert len(links(text(message))) == 2
     unknown = render_event(events.APPROVAL_ESCALATED, data, "carol@example.com")
     assert links(text(unknown)) == []
+
+
+async def test_an_email_that_cannot_be_rendered_is_a_failed_attempt_not_a_crash(mailbox):
+    """No template exists for signoff's own email of approval.settled: send records a failed
+    attempt (so the delivery is retried, then dead) instead of raising past the dispatcher."""
+    from signoff.worker.senders import smtp
+
+    settled = {"id": "ap_old", "title": "t", "status": "approved"}
+    event = events.Event("evt_s", events.APPROVAL_SETTLED, "ap_old", "user:usr_r", settled, NOW)
+    delivery = Delivery(
+        "msg_1",
+        event,
+        TargetKind.EMAIL,
+        "ops@example.com",
+        attempts=1,
+        created_at=NOW,
+        purpose=Purpose.APPROVER,
+    )
+    config = smtp.SmtpConfig(
+        host="127.0.0.1",
+        port=mailbox.port,
+        security="none",
+        username=None,
+        password=None,
+        sender="signoff@example.com",
+        timeout=5.0,
+    )
+    pool = smtp.Pool(config, max_idle=1)
+    result = await email.send(delivery, pool, public_url="https://s.example", secret_key=KEY)
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith("cannot render: ")
+    assert mailbox.messages == []

@@ -76,7 +76,11 @@ async def send(
     started = time.perf_counter()
     if pool.config.host is None:
         return _result(delivery, started, error="SMTP is not configured (SIGNOFF_SMTP_HOST)")
-    message = render(delivery, public_url=public_url, secret_key=secret_key)
+    try:  # a message that cannot be rendered is a failed attempt, recorded like any other
+        message = render(delivery, public_url=public_url, secret_key=secret_key)
+    except Exception as exc:  # a template or event data fault, of any kind
+        error = f"cannot render: {type(exc).__name__}: {exc}"
+        return _result(delivery, started, error=error[:500])
     message["From"] = pool.config.sender
     try:
         errors_by_recipient, answer = await pool.send(message)
