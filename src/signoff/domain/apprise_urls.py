@@ -77,6 +77,22 @@ def shown(url: str, *, whole: bool = False) -> str:
     return private if whole else private.split("?", 1)[0].rstrip("/")
 
 
+def redacted(url: str) -> str:
+    """``url`` fit for people who may not see any of its secrets (and for logs): the scheme,
+    the host its service connects to when the URL names one (never the part of a fixed-host
+    service's URL where a host would be: a token there), and a digest that changes when
+    anything else does. Apprise's privacy form keeps too much for them: a ``json://`` path
+    (often the endpoint's token) and an ntfy topic (the only secret of an ntfy.sh topic)."""
+    scheme = urlsplit(url).scheme
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    try:
+        found = hosts(plugin(url), scheme)
+    except errors.UnknownAppriseUrl:
+        found = None
+    host = found[0][0] if found else ""
+    return f"{scheme}://{host}/…#{digest}" if host else f"{scheme}://…#{digest}"
+
+
 def hosts(found: Plugin, scheme: str) -> list[tuple[str, int | None]] | None:
     """The (host, port) pairs the service behind ``found`` connects to; ``[]`` for a
     service with a fixed public host; ``None`` when the URL names none signoff can check."""

@@ -150,5 +150,5 @@ def _shown(delivery: Delivery) -> str:
     if delivery.target_kind in (TargetKind.EMAIL, TargetKind.SLACK):
         return delivery.target
     if delivery.target_kind is TargetKind.APPRISE:
-        return apprise_urls.shown(delivery.target)
+        return apprise_urls.redacted(delivery.target)
     return destinations.redacted(delivery.target)
