@@ -105,7 +105,11 @@ class Dispatcher:
         match delivery.target_kind:
             case TargetKind.EMAIL:
                 return await email.send(
-                    delivery, self.mail, public_url=self.public_url, secret_key=self.secret_key
+                    delivery,
+                    self.mail,
+                    public_url=self.public_url,
+                    secret_key=self.secret_key,
+                    timeout=self.timeout,
                 )
             case TargetKind.CALLBACK | TargetKind.WEBHOOK:
                 return await webhook.send(
