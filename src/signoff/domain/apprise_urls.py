@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import apprise
+from apprise.plugins.matrix import NotifyMatrix
 
 from signoff import errors
 
@@ -57,12 +58,24 @@ def plugin(url: str) -> Plugin:
             "service needs: see https://github.com/caronc/apprise/wiki for each service's form",
             field="target",
         )
+    if isinstance(found, NotifyMatrix):
+        # Matrix's .well-known discovery would send to whatever host the named server's
+        # answer names, past the address check of the host the URL names: never.
+        found.discovery = False
     return found
 
 
 def check(url: str) -> None:
-    """``UnknownAppriseUrl`` unless apprise can send to ``url``."""
-    plugin(url)
+    """``UnknownAppriseUrl`` unless apprise can send to ``url``; ``InvalidInput`` when the
+    host its service connects to cannot be told from it (nothing could be checked before a
+    send, so none would ever go)."""
+    scheme = urlsplit(url).scheme
+    if hosts(plugin(url), scheme) is None:
+        raise errors.InvalidInput(
+            f"{scheme}:// names no network host signoff can check: signoff sends only to "
+            "services on the network whose host the URL names (or fixed public services)",
+            field="target",
+        )
 
 
 def shown(url: str, *, whole: bool = False) -> str:
