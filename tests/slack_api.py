@@ -6,7 +6,10 @@ Slack's own format, and plays the part of Slack towards signoff's interactivity 
   are checked against Block Kit's rules (block and element types, text lengths, field and
   block counts, button values and styles, unique action ids). A request that breaks one is
   answered ``{"ok": false, "error": "invalid_blocks"}`` and noted in ``violations``.
-* ``GET /api/users.info?user=U...``: the member's profile with its email, or ``user_not_found``.
+* ``GET /api/users.info?user=U...``: the member's profile with its email, or ``user_not_found``;
+  a member's ``is_email_confirmed`` is false when their id is in ``unconfirmed``, and their
+  ``team_id`` is ``other_teams``' when listed there (a member of another workspace).
+* ``POST /api/auth.test``: who the bot token is, with the installed workspace's ``team_id``.
 * ``POST /response/<n>``: a click's ``response_url``, recording what signoff answered.
 
 ``fail_next`` answers the next requests with HTTP 500, ``ratelimit_next`` with 429 and
@@ -30,6 +33,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 BOT_TOKEN = "xoxb-test-0123456789-abcdefghijklmnop"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM_ID = "T0TESTTEAM"
+# auth.test's answer for a bot token, as Slack gives it
+AUTH_TEST = {
+    "ok": True,
+    "url": "https://signoff-test.slack.com/",
+    "team": "signoff-test",
+    "user": "signoff",
+    "team_id": TEAM_ID,
+    "user_id": "U0SIGNOFFBOT",
+    "bot_id": "B0SIGNOFFBOT",
+    "is_enterprise_install": False,
+}
 _BLOCK_TYPES = {"header", "section", "context", "actions", "divider"}
 
 
@@ -68,6 +82,8 @@ class SlackApi:
     def __init__(self) -> None:
         self.channels = {"#approvals": "C0APPROVALS", "C0OTHERCHAN": "C0OTHERCHAN"}
         self.users: dict[str, str] = {}  # Slack user id -> profile email
+        self.unconfirmed: set[str] = set()  # Slack user ids whose email is not confirmed
+        self.other_teams: dict[str, str] = {}  # Slack user id -> their (other) workspace
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Message] = {}
         self.responses: list[Call] = []  # what came to response_urls
@@ -173,6 +189,11 @@ class SlackApi:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if method == "users.info":
             return self._users_info(verb, query, headers)
+        if method == "auth.test":
+            self.calls.append(Call(method, headers, {}, time.monotonic()))
+            if verb != "POST":
+                self.violations.append(f"auth.test: {verb}")
+            return 200, AUTH_TEST, {}
         if method not in ("chat.postMessage", "chat.update"):
             self.violations.append(f"{verb} {path}: not a method signoff should call")
             return 404, {"ok": False, "error": "unknown_method"}, {}
@@ -219,7 +240,13 @@ class SlackApi:
         if verb != "GET" or user_id not in self.users:
             return 200, {"ok": False, "error": "user_not_found"}, {}
         profile = {"email": self.users[user_id], "real_name": user_id, "display_name": user_id}
-        user = {"id": user_id, "team_id": TEAM_ID, "name": user_id.lower(), "profile": profile}
+        user = {
+            "id": user_id,
+            "team_id": self.other_teams.get(user_id, TEAM_ID),
+            "name": user_id.lower(),
+            "is_email_confirmed": user_id not in self.unconfirmed,
+            "profile": profile,
+        }
         return 200, {"ok": True, "user": user}, {}
 
     def _response_url(
@@ -306,6 +333,7 @@ def interaction(
     response_url: str,
     timestamp: int | None = None,
     secret: str = SIGNING_SECRET,
+    team_id: str = TEAM_ID,
 ) -> tuple[bytes, dict[str, str]]:
     """A click on a button, as Slack POSTs it: a form whose ``payload`` is the JSON of a
     ``block_actions`` interaction, with its signature headers."""
@@ -316,7 +344,7 @@ def interaction(
             "id": user_id,
             "username": user_id.lower(),
             "name": user_id.lower(),
-            "team_id": TEAM_ID,
+            "team_id": team_id,
         },
         "api_app_id": "A0SIGNOFF",
         "token": "verification-token-unused",
@@ -327,7 +355,7 @@ def interaction(
             "is_ephemeral": False,
         },
         "trigger_id": f"1234567890.{TEAM_ID}.abcdef",
-        "team": {"id": TEAM_ID, "domain": "signoff-test"},
+        "team": {"id": team_id, "domain": "signoff-test"},
         "enterprise": None,
         "is_enterprise_install": False,
         "channel": {"id": channel, "name": "approvals"},

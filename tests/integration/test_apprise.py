@@ -123,3 +123,12 @@ def test_a_service_that_is_down_is_retried_and_its_reason_kept(sdk, server, admi
     errors = [attempt["error"] for attempt in detail["attempt_log"]]
     assert [e is None for e in errors] == [False, False, True]
     assert "503" in errors[0]
+
+
+def test_a_url_naming_no_checkable_host_is_refused_when_the_subscription_is_made(admin):
+    answer = admin.post(
+        "/v1/subscriptions", json={"name": "local", "kind": "apprise", "target": "syslog://"}
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert (answer.json()["code"], answer.json()["field"]) == ("invalid_input", "target")

@@ -19,7 +19,7 @@ from signoff.store.engine import Database
 from signoff.store.tables import AuditEntryRow, DeliveryRow, SlackUserRow
 from tests.conftest import RunningServer
 from tests.receivers import Receiver, free_port
-from tests.slack_api import Message, SlackApi, interaction, signed_headers
+from tests.slack_api import TEAM_ID, Message, SlackApi, interaction, signed_headers
 
 ALICE_SLACK = "U0ALICE01"
 FORM = {"type": "object", "properties": {"ticket": {"type": "string"}}}  # nothing required
@@ -71,6 +71,7 @@ def click(
     action: str = "signoff_approve",
     *,
     retry: int | None = None,
+    team_id: str = TEAM_ID,
 ) -> httpx.Response:
     [button] = [b for b in message.buttons if b["action_id"] == action]
     body, headers = interaction(
@@ -80,6 +81,7 @@ def click(
         channel=message.channel,
         message_ts=message.ts,
         response_url=api.response_url(len(api.responses) + 1),
+        team_id=team_id,
     )
     if retry is not None:
         headers |= {"x-slack-retry-num": str(retry), "x-slack-retry-reason": "http_timeout"}
@@ -423,3 +425,26 @@ def test_without_slack_settings_the_interactivity_endpoint_says_so(web):
     answer = web.post("/slack/interactions", content=body, headers=signed_headers(body))
     assert answer.status_code == 404
     assert answer.json()["code"] == "slack_not_configured"
+
+
+def test_an_email_links_only_a_member_of_the_installed_workspace_whose_email_is_confirmed(
+    sdk, slack_api, server, web
+):
+    """A member of another workspace (a shared channel) or one whose email Slack has not
+    confirmed may show anyone's address: they are asked to get linked, and decide nothing."""
+    approval = sdk.approvals.create(title="Alice only", approvers=["alice@example.com"])
+    [message] = slack_api.posted()
+    slack_api.unconfirmed.add(ALICE_SLACK)
+    click(web, slack_api, message, ALICE_SLACK, team_id="T0OTHERTEAM")  # another workspace
+    ephemeral(slack_api, 1)  # handled (clicks at once may each ask auth.test, harmlessly)
+    click(web, slack_api, message, ALICE_SLACK)  # the workspace, but the email unconfirmed
+    for reply in ephemeral(slack_api, 2):
+        assert reply["text"].startswith("Your Slack account is not linked to a signoff user")
+    assert sdk.approvals.get(approval.id).decisions == []
+    assert rows(server, select(SlackUserRow)) == []
+    slack_api.unconfirmed.discard(ALICE_SLACK)
+    click(web, slack_api, message, ALICE_SLACK)
+    assert sdk.approvals.get(approval.id).wait(timeout=10).status == "approved"
+    assert len(slack_api.calls_of("auth.test")) == 1  # asked once, then kept
+    assert len(slack_api.calls_of("users.info")) == 2  # never for the other workspace's click
+    assert slack_api.violations == []

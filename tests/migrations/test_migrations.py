@@ -22,6 +22,7 @@ from signoff.store import migrate, outbox
 from signoff.store import principals as principals_store
 from signoff.store.engine import Database
 from signoff.store.tables import Base
+from signoff.worker.senders import email
 
 
 def test_the_migrated_schema_matches_the_mappings(db):
@@ -187,3 +188,42 @@ def test_deliveries_made_before_0007_get_their_purpose(db):
         "msg_approver": "approver",
         "msg_invite": "account",
     }
+
+
+def test_a_deleted_subscriptions_deliveries_made_before_0007_stay_sendable(db):
+    """Pending deliveries of a subscription deleted before 0007 (subscription_id set NULL)
+    and Slack message updates are a subscription's, so their email renders with the generic
+    template (there is no approver template for approval.settled)."""
+    migrate.downgrade(db, "0006")
+    at = {"at": "2026-01-01 00:00:00"}
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO events (id, type, subject, actor, data, occurred_at) VALUES "
+                "('evt_s', 'approval.settled', 'ap_old', 'user:usr_1', :data, :at)"
+            ),
+            {"data": '{"id": "ap_old", "title": "t", "status": "approved"}'} | at,
+        )
+        for delivery_id, kind, target in (
+            ("msg_mail", "email", "ops@example.com"),
+            ("msg_slack_update", "slack", "C0123ABCD/1700000000.000100"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (id, event_id, target_kind, target, status, "
+                    "attempts, next_attempt_at, created_at, subscription_id) VALUES (:id, "
+                    "'evt_s', :kind, :target, 'pending', 1, :at, :at, NULL)"
+                ),
+                {"id": delivery_id, "kind": kind, "target": target} | at,
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        found = dict(connection.execute(text("SELECT id, purpose FROM deliveries")).all())
+    assert found == {"msg_mail": "subscription", "msg_slack_update": "subscription"}
+    with db.write() as session:
+        claimed = outbox.claim_due(
+            session, now=datetime.now(UTC), lease=timedelta(seconds=30), limit=10
+        )
+    mail = next(d for d in claimed if d.id == "msg_mail")
+    message = email.render(mail, public_url="https://signoff.example.com", secret_key="k" * 32)
+    assert message["To"] == "ops@example.com"

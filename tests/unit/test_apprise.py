@@ -259,3 +259,20 @@ def test_an_unknown_scheme_is_refused_with_a_stable_code():
 )
 def test_the_hosts_a_url_connects_to_are_known_or_fixed(url, hosts):
     assert apprise_urls.hosts(apprise_urls.plugin(url), url.partition(":")[0]) == hosts
+
+
+def test_matrix_never_follows_well_known_discovery_to_another_host():
+    """Discovery would send to whatever host matrix.example.com's .well-known answer names,
+    past the check of the host the URL names: it is off, so nothing is fetched for it."""
+    found = apprise_urls.plugin("matrixs://user:pass@matrix.example.com/%23room")
+    assert found.discovery is False
+    assert found.server_discovery() == ""  # no request made: the URL's host is used
+    assert apprise_urls.hosts(found, "matrixs") == [("matrix.example.com", None)]
+
+
+def test_a_url_whose_connected_host_cannot_be_told_is_refused():
+    with pytest.raises(errors.InvalidInput) as refused:
+        apprise_urls.check("syslog://")
+    assert refused.value.code == "invalid_input"
+    assert refused.value.extra["field"] == "target"
+    apprise_urls.check("ntfys://ntfy.example.com/ml-approvals")  # names its host: fine

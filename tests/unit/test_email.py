@@ -196,3 +196,94 @@ def test_an_escalation_email_tells_the_new_approver_they_may_decide():
     assert len(links(text(message))) == 2
     unknown = render_event(events.APPROVAL_ESCALATED, data, "carol@example.com")
     assert links(text(unknown)) == []
+
+
+async def test_an_email_that_cannot_be_rendered_is_a_failed_attempt_not_a_crash(mailbox):
+    """No template exists for signoff's own email of approval.settled: send records a failed
+    attempt (so the delivery is retried, then dead) instead of raising past the dispatcher."""
+    from signoff.worker.senders import smtp
+
+    settled = {"id": "ap_old", "title": "t", "status": "approved"}
+    event = events.Event("evt_s", events.APPROVAL_SETTLED, "ap_old", "user:usr_r", settled, NOW)
+    delivery = Delivery(
+        "msg_1",
+        event,
+        TargetKind.EMAIL,
+        "ops@example.com",
+        attempts=1,
+        created_at=NOW,
+        purpose=Purpose.APPROVER,
+    )
+    config = smtp.SmtpConfig(
+        host="127.0.0.1",
+        port=mailbox.port,
+        security="none",
+        username=None,
+        password=None,
+        sender="signoff@example.com",
+        timeout=5.0,
+    )
+    pool = smtp.Pool(config, max_idle=1)
+    result = await email.send(
+        delivery, pool, public_url="https://s.example", secret_key=KEY, timeout=5
+    )
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith("cannot render: ")
+    assert mailbox.messages == []
+
+
+async def test_a_send_to_a_server_that_never_answers_is_cut_off_at_the_delivery_timeout():
+    """The SMTP server accepts the connection and says nothing: the attempt fails after the
+    delivery timeout, however long aiosmtplib's own timeout (SIGNOFF_SMTP_TIMEOUT) is."""
+    import asyncio
+    import time
+
+    from signoff.worker.senders import smtp
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # no greeting, ever
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = smtp.SmtpConfig(
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        username=None,
+        password=None,
+        sender="signoff@example.com",
+        timeout=60.0,
+    )
+    delivery = Delivery(
+        "msg_1",
+        events.Event(
+            "evt_1",
+            events.APPROVAL_CREATED,
+            "ap_xvrhmtfm6gt1",
+            "user:usr_r",
+            approval_created(),
+            NOW,
+        ),
+        TargetKind.EMAIL,
+        "alice@example.com",
+        attempts=0,
+        created_at=NOW,
+        purpose=Purpose.APPROVER,
+    )
+    started = time.monotonic()
+    async with server:
+        result = await email.send(
+            delivery,
+            smtp.Pool(config, max_idle=1),
+            public_url="https://s.example",
+            secret_key=KEY,
+            timeout=0.5,
+        )
+        for writer in held:
+            writer.close()
+    assert time.monotonic() - started < 10
+    assert not result.ok
+    assert result.error == "TimeoutError: no answer within 0.5s"

@@ -95,3 +95,75 @@ def test_approvers_addresses_are_shown_to_the_requester_and_masked_to_other_appr
         ("approver", "a…@example.com"),
         ("approver", "b…@example.com"),
     ]
+
+
+NTFY = "ntfys://ntfy.sh/ml-approvals-7f3a9c"
+
+
+def test_readers_see_neither_an_apprise_secret_nor_a_masked_address_in_targets_or_errors(
+    db, people
+):
+    """A non-admin sees an apprise target as scheme, host and digest (never a json:// path or
+    an ntfy topic) and a subscription's email recipient masked, in the target and in the
+    last error alike (SMTP quotes the address it refused)."""
+    from datetime import timedelta
+
+    from signoff.domain.deliveries import AttemptResult, Reader, masked_address, shown_target
+    from signoff.services import deliveries
+
+    f.subscription(db, "push", kind="apprise", target=NTFY, filter={"type": ["approval.created"]})
+    f.subscription(
+        db, "mail", kind="email", target=["Ops@example.com"], filter={"type": ["approval.created"]}
+    )
+    approval = f.create(db, people["pipeline"]).approval
+    claimed = [
+        d
+        for d in deliveries.claim_due(db, lease=timedelta(seconds=30), limit=100)
+        if d.target_kind.value in ("apprise", "email") and d.purpose.value == "subscription"
+    ]
+    assert len(claimed) == 2
+    results = [
+        AttemptResult(d.id, False, None, f"refused: {{'{d.target.upper()}': (550, 'no')}}", 5, None)
+        for d in claimed
+    ]
+    deliveries.record(db, claimed, results, f.RETRY_LATER)
+
+    for person in (people["alice"], people["pipeline"]):
+        channels = summary(db, person, approval.id)
+        records = approvals.deliveries_of(db, f.context(db, person), approval.id)
+        shown = [(c.target, c.last_error) for c in channels] + [
+            (r.target, r.last_error) for r in records if r.last_error
+        ]
+        assert len(shown) == 4
+        for target, error in shown:
+            for secret in ("ml-approvals-7f3a9c", "ops@example.com"):
+                assert secret not in target.lower()
+                assert secret not in (error or "").lower()
+    (mailed,) = [c for c in summary(db, people["alice"], approval.id) if c.target_kind == "email"]
+    assert mailed.last_error == f"refused: {{'{masked_address('ops@example.com')}': (550, 'no')}}"
+    admin = shown_target("subscription", "apprise", NTFY, Reader.ADMIN)
+    assert admin.startswith("ntfys://")
+    (pushed,) = [c for c in summary(db, people["admin"], approval.id) if c.target_kind == "apprise"]
+    assert pushed.target == shown_target(
+        "subscription", "apprise", NTFY, Reader.ADMIN, compact=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("jsons://hooks.example.com/T0KEN-abcdef123456", "T0KEN-abcdef123456"),
+        (NTFY, "ml-approvals-7f3a9c"),
+        ("tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-100123", "AAHdqTcvCH1vGWJ"),
+    ],
+)
+def test_an_approver_never_sees_the_secret_parts_of_an_apprise_target(url, secret):
+    from signoff.domain import deliveries as d
+
+    for compact in (False, True):
+        shown = d.shown_target("subscription", "apprise", url, d.Reader.APPROVER, compact=compact)
+        assert secret not in shown, shown
+        assert shown.startswith(url.split("://")[0] + "://")
+    assert d.shown_target("subscription", "apprise", url, d.Reader.APPROVER).startswith(
+        "jsons://hooks.example.com/…#" if url.startswith("jsons") else url.split("://")[0]
+    )

@@ -230,9 +230,9 @@ def test_a_settled_approval_fires_nothing_and_leaves_no_timer_scheduled(db, peop
     assert approvals.next_due_at(db) is None
 
 
-def test_a_deadline_after_the_timers_still_settles_once_they_fired(db, people):
+def test_a_deadline_passed_before_the_timers_fired_skips_them_and_still_settles(db, people):
     approval = create(db, people, reminders=["1h"], escalation=None, timeout="2h").approval
-    assert reminders_service.fire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 1
+    assert reminders_service.fire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 0  # skipped
     assert approvals.expire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 1
     assert approvals.get(db, f.context(db, people["alice"]), approval.id).status.value == "rejected"  # type: ignore[arg-type]
 
@@ -345,3 +345,23 @@ def test_a_team_an_escalation_will_add_cannot_be_deleted_until_the_approval_sett
         principals.delete_team(db, admin, "oncall")
     decide(db, people["alice"], approval.id, "reject")
     principals.delete_team(db, admin, "oncall")
+
+
+def test_timers_of_an_approval_past_its_deadline_are_skipped_not_fired(db, people):
+    """The scheduler expires at most ``limit`` approvals a pass, then fires timers (and
+    another worker may fire timers meanwhile): a timer of an approval past its deadline but
+    not yet expired is skipped, the expiry settles it; no reminder or escalation after it."""
+    late = [create(db, people, timeout="24h").approval for _ in range(2)]
+    now = T0 + 30 * HOUR  # the scheduler was down: every deadline and timer is past
+    # one pass of Scheduler.run, with limit 1 standing in for 200 of 201+ overdue approvals
+    assert approvals.expire_due(db, SCHEDULER, now=now, limit=1) == 1
+    reminders_service.fire_due(db, SCHEDULER, now=now)
+    [second] = [a for a in late if approvals.get(db, SCHEDULER, a.id).is_pending]
+    assert events_of(db, second.id, "approval.escalated") == []
+    assert emails_of(db, second.id, "approval.reminder_due") == []
+    with db.read() as session:
+        states = session.scalars(
+            select(ApprovalTimerRow.state).where(ApprovalTimerRow.approval_id == second.id)
+        ).all()
+    assert states
+    assert {str(state) for state in states} == {"skipped"}

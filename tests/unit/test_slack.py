@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -201,3 +202,76 @@ def test_a_deadline_is_shown_in_each_readers_time_zone():
     assert slack_blocks.date(moment) == (
         "<!date^1795629600^{date_short_pretty} at {time}|2026-11-25 18:00 UTC>"
     )
+
+
+def test_two_slack_updates_in_flight_end_on_the_settled_state(db):
+    """Update U1 (first decision) reads the approval, then its chat.update is slow; the
+    settling decision's update U2 reads the settled approval and lands first; U1 lands last,
+    reads the approval again, finds it settled, and updates once more: no buttons remain."""
+    import asyncio
+
+    from signoff.store import outbox
+
+    alice = factories.user(db, "alice@example.com")
+    bob = factories.user(db, "bob@example.com")
+    pipeline = factories.user(db, "pipeline@example.com")
+    factories.subscription(
+        db, "s", kind="slack", target="#approvals", filter={"type": ["approval.created"]}
+    )
+    created = factories.create(
+        db, pipeline, approvers=["alice@example.com", "bob@example.com"], policy={"quorum": 2}
+    )
+
+    def claim() -> list[deliveries.Delivery]:
+        with db.write() as session:
+            return [
+                d
+                for d in outbox.claim_due(
+                    session,
+                    now=datetime.now(UTC) + timedelta(days=1),
+                    lease=timedelta(seconds=30),
+                    limit=50,
+                )
+                if d.target_kind is TargetKind.SLACK
+            ]
+
+    def decide(who: principals.User) -> None:
+        spec = schemas.DecisionCreate(verdict="approve")
+        approvals.decide(db, factories.context(db, who), created.approval.id, spec)
+
+    async def run(api: SlackApi) -> None:
+        async with SlackSender(
+            db,
+            token=BOT_TOKEN,
+            api_url=api.api_url,
+            public_url="https://signoff.example.com",
+            timeout=10,
+        ) as sender:
+            [post] = claim()
+            assert (await sender.send(post)).ok
+            decide(alice)
+            [u1] = claim()
+            real_call, gate = sender._call, asyncio.Event()
+
+            async def slow_first(method: str, *args: Any, **kw: Any) -> dict[str, Any]:
+                if method == "chat.update" and not gate.is_set():
+                    await gate.wait()  # U1 has read the approval (1 of 2), Slack is slow
+                return await real_call(method, *args, **kw)
+
+            sender._call = slow_first  # type: ignore[method-assign]
+            first = asyncio.create_task(sender.send(u1))
+            await asyncio.sleep(0.3)
+            decide(bob)  # settles
+            [u2] = claim()
+            sender._call = real_call  # type: ignore[method-assign]
+            assert (await sender.send(u2)).ok
+            gate.set()
+            assert (await first).ok
+
+    with SlackApi() as api:
+        asyncio.run(run(api))
+        [message] = api.messages.values()
+        assert len(api.calls_of("chat.update")) == 3  # U2, U1 as read, U1 again as settled
+    shown = approvals.get(db, factories.context(db, alice), created.approval.id)
+    assert shown.status.value == "approved"
+    assert message.buttons == []  # settled: no Approve / Reject any more

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import apprise
+from apprise.plugins.matrix import NotifyMatrix
 
 from signoff import errors
 
@@ -57,12 +58,24 @@ def plugin(url: str) -> Plugin:
             "service needs: see https://github.com/caronc/apprise/wiki for each service's form",
             field="target",
         )
+    if isinstance(found, NotifyMatrix):
+        # Matrix's .well-known discovery would send to whatever host the named server's
+        # answer names, past the address check of the host the URL names: never.
+        found.discovery = False
     return found
 
 
 def check(url: str) -> None:
-    """``UnknownAppriseUrl`` unless apprise can send to ``url``."""
-    plugin(url)
+    """``UnknownAppriseUrl`` unless apprise can send to ``url``; ``InvalidInput`` when the
+    host its service connects to cannot be told from it (nothing could be checked before a
+    send, so none would ever go)."""
+    scheme = urlsplit(url).scheme
+    if hosts(plugin(url), scheme) is None:
+        raise errors.InvalidInput(
+            f"{scheme}:// names no network host signoff can check: signoff sends only to "
+            "services on the network whose host the URL names (or fixed public services)",
+            field="target",
+        )
 
 
 def shown(url: str, *, whole: bool = False) -> str:
@@ -75,6 +88,22 @@ def shown(url: str, *, whole: bool = False) -> str:
         digest = hashlib.sha256(url.encode()).hexdigest()[:8]
         return f"{urlsplit(url).scheme}://…#{digest}"
     return private if whole else private.split("?", 1)[0].rstrip("/")
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for people who may not see any of its secrets (and for logs): the scheme,
+    the host its service connects to when the URL names one (never the part of a fixed-host
+    service's URL where a host would be: a token there), and a digest that changes when
+    anything else does. Apprise's privacy form keeps too much for them: a ``json://`` path
+    (often the endpoint's token) and an ntfy topic (the only secret of an ntfy.sh topic)."""
+    scheme = urlsplit(url).scheme
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    try:
+        found = hosts(plugin(url), scheme)
+    except errors.UnknownAppriseUrl:
+        found = None
+    host = found[0][0] if found else ""
+    return f"{scheme}://{host}/…#{digest}" if host else f"{scheme}://…#{digest}"
 
 
 def hosts(found: Plugin, scheme: str) -> list[tuple[str, int | None]] | None:

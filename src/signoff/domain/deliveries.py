@@ -20,6 +20,7 @@ log. Its backoff goes on from its attempt count: a receiver that fails again is 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -224,7 +225,7 @@ def failing_channels(
             else DeliveryStatus.DEAD.value,
             failing_since=min(d.first_failure for d in found),
             attempts=sum(d.attempts for d in found),
-            last_error=found[-1].last_error,
+            last_error=shown_error(found[-1].last_error, found[-1].target, shown(found[-1])),
         )
         for (purpose, kind, _target), found in groups.items()
     ]
@@ -245,9 +246,11 @@ def shown_target(
     """``target`` as ``reader`` may see it on the approval. The callback URL is on the
     approval already; approvers' addresses are for admins and the requester; what
     subscriptions name (tokens in URLs, people's addresses) is for admins, and shown to the
-    others redacted. ``compact`` (the approval's summary) redacts every URL."""
+    others redacted (an apprise URL to scheme, host and digest; admins see its privacy
+    form). ``compact`` (the approval's summary) redacts every URL."""
     if target_kind == TargetKind.APPRISE:
-        return apprise_urls.shown(target)
+        sees = reader is Reader.ADMIN and not compact
+        return apprise_urls.shown(target) if sees else apprise_urls.redacted(target)
     if target_kind == TargetKind.SLACK:
         return target
     if target_kind == TargetKind.EMAIL:
@@ -257,6 +260,14 @@ def shown_target(
         return target if sees else masked_address(target)
     sees = reader is Reader.ADMIN or purpose == Purpose.CALLBACK
     return target if sees and not compact else destinations.redacted(target)
+
+
+def shown_error(error: str | None, target: str, shown: str) -> str | None:
+    """A delivery's ``error`` as a reader who sees its ``target`` as ``shown`` may read it:
+    the real target (an address, a URL) replaced wherever it is quoted."""
+    if error is None or shown == target or not target:
+        return error
+    return re.sub(re.escape(target), shown, error, flags=re.IGNORECASE)
 
 
 def masked_address(address: str) -> str:

@@ -553,10 +553,13 @@ def deliveries_of(
             session, approval_id, purposes=None if purpose is None else (purpose,)
         )
     reader = _reader(ctx, approval)
-    return [
-        replace(d, target=deliveries.shown_target(d.purpose, d.target_kind, d.target, reader))
-        for d in found
-    ]
+
+    def shown(d: deliveries.DeliveryRecord) -> deliveries.DeliveryRecord:
+        target = deliveries.shown_target(d.purpose, d.target_kind, d.target, reader)
+        error = deliveries.shown_error(d.last_error, d.target, target)
+        return replace(d, target=target, last_error=error)
+
+    return [shown(d) for d in found]
 
 
 def _failing_channels(

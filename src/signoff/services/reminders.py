@@ -44,7 +44,10 @@ def _fire(db: Database, ctx: Context, approval_id: str, seq: int, now: datetime)
         timer = next((t for t in approval.timers if t.seq == seq), None)
         if timer is None or not timer.is_scheduled or timer.due_at > now:
             return False  # another scheduler fired it, or its approval settled
-        if not approval.is_pending or _is_overtaken(approval.timers, timer, now):
+        # An approval past its deadline (or heartbeat's) is the expiry's to settle, even when
+        # no scheduler has expired it yet: no reminder or escalation after the deadline.
+        past_due = approval.due_at <= now
+        if not approval.is_pending or past_due or _is_overtaken(approval.timers, timer, now):
             store.finish(session, timer, State.SKIPPED, now)
             return False
         if not store.finish(session, timer, State.DONE, now):

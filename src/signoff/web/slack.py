@@ -8,7 +8,8 @@ the app's signing secret (slack_sdk's ``SignatureVerifier``); otherwise 401 prob
 
 Slack wants an answer within three seconds and shows nothing of it for button clicks, so a
 verified click is answered 200 at once and handled after the answer: the Slack user is found
-(an explicit link, a link kept from before, or ``users.info``'s profile email), the decision
+(an explicit link, a link kept from before, or ``users.info``'s profile email when the
+clicker is a member of the installed workspace and Slack confirmed that email), the decision
 is recorded with channel ``slack`` under the approval's policy, and the clicker gets an
 ephemeral message (through the click's ``response_url``) saying what happened or why nothing
 did. The shared message itself is updated by the worker, as every decision queues that. Each
@@ -18,6 +19,7 @@ outbound call is cut off after ``OUTBOUND_TIMEOUT`` seconds. A click Slack sends
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -113,7 +115,7 @@ async def handle_click(
     db, public_url = runtime.db, runtime.settings.public_url
     url = f"{public_url.rstrip('/')}/approvals/{click.approval_id}"
     try:
-        user = await _slack_user(runtime, click.slack_user_id)
+        user = await _slack_user(runtime, click)
         approval = await run_in_threadpool(
             lambda: slack_service.decide(
                 db, user, click, request_id=request_id, client_addr=client_addr
@@ -130,28 +132,62 @@ async def handle_click(
     await _tell(click, f"You {past} *{title}*. <{url}|Open in signoff>")
 
 
-async def _slack_user(runtime: Runtime, slack_user_id: str) -> User:
-    """The signoff user of a Slack user: linked before, or found now by their profile email
-    (``users.info``, which needs the ``users:read.email`` scope)."""
-    db = runtime.db
+async def _slack_user(runtime: Runtime, click: slack.Click) -> User:
+    """The signoff user of the clicker: linked before, or found now by their profile email
+    (``users.info``, which needs the ``users:read.email`` scope). An email links only a
+    member of the workspace the app is installed in (``auth.test``'s team) whose email Slack
+    has confirmed: another workspace's member (a shared channel) may show any address."""
+    db, slack_user_id = runtime.db, click.slack_user_id
     user = await run_in_threadpool(slack_service.find_user, db, slack_user_id)
     token = runtime.settings.slack_bot_token
-    if user is None and token is not None:
-        email = await _profile_email(token.get_secret_value(), runtime.settings, slack_user_id)
-        if email:
-            user = await run_in_threadpool(slack_service.link_by_email, db, slack_user_id, email)
+    if user is None and token is not None and click.team_id:
+        settings, secret = runtime.settings, token.get_secret_value()
+        if click.team_id == await _installed_team(secret, settings):
+            email = await _confirmed_email(secret, settings, slack_user_id)
+            if email:
+                user = await run_in_threadpool(
+                    slack_service.link_by_email, db, slack_user_id, email
+                )
     if user is None:
         raise errors.UserNotFound(f"Slack user {slack_user_id} is not linked to a signoff user")
     return user
 
 
-async def _profile_email(token: str, settings: Settings, slack_user_id: str) -> str | None:
+_installed_teams: dict[tuple[str, str], str] = {}  # (API URL, token digest) -> team id
+
+
+async def _installed_team(token: str, settings: Settings) -> str | None:
+    """The id of the workspace the bot token belongs to (``auth.test``), asked once per
+    token and kept; ``None`` while Slack cannot say."""
+    key = (settings.slack_api_url, hashlib.sha256(token.encode()).hexdigest())
+    if key in _installed_teams:
+        return _installed_teams[key]
+    client = slack_sender.web_client(token, settings.slack_api_url, OUTBOUND_TIMEOUT)
+    try:
+        answer = await client.auth_test()
+        team_id = answer["team_id"]
+    except _OUTBOUND_FAILURES as exc:
+        log.warning("Slack auth.test failed: %s", exc)
+        return None
+    if not isinstance(team_id, str) or not team_id:
+        return None
+    _installed_teams[key] = team_id
+    return team_id
+
+
+async def _confirmed_email(token: str, settings: Settings, slack_user_id: str) -> str | None:
+    """The profile email of a Slack user, when Slack says it is confirmed."""
     client = slack_sender.web_client(token, settings.slack_api_url, OUTBOUND_TIMEOUT)
     try:
         answer = await client.users_info(user=slack_user_id)
-        email = answer["user"]["profile"].get("email")
+        member = answer["user"]
+        email = member["profile"].get("email")
+        confirmed = member.get("is_email_confirmed", member["profile"].get("is_email_confirmed"))
     except _OUTBOUND_FAILURES as exc:
         log.warning("Slack users.info for %s failed: %s", slack_user_id, exc)
+        return None
+    if confirmed is not True:
+        log.info("Slack user %s: profile email not confirmed, not linked", slack_user_id)
         return None
     return str(email) if email else None
 

@@ -105,7 +105,11 @@ class Dispatcher:
         match delivery.target_kind:
             case TargetKind.EMAIL:
                 return await email.send(
-                    delivery, self.mail, public_url=self.public_url, secret_key=self.secret_key
+                    delivery,
+                    self.mail,
+                    public_url=self.public_url,
+                    secret_key=self.secret_key,
+                    timeout=self.timeout,
                 )
             case TargetKind.CALLBACK | TargetKind.WEBHOOK:
                 return await webhook.send(
@@ -150,5 +154,5 @@ def _shown(delivery: Delivery) -> str:
     if delivery.target_kind in (TargetKind.EMAIL, TargetKind.SLACK):
         return delivery.target
     if delivery.target_kind is TargetKind.APPRISE:
-        return apprise_urls.shown(delivery.target)
+        return apprise_urls.redacted(delivery.target)
     return destinations.redacted(delivery.target)

@@ -14,6 +14,7 @@ approval when the event is about one.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from email.message import EmailMessage
@@ -71,16 +72,26 @@ def render(delivery: Delivery, *, public_url: str, secret_key: str) -> EmailMess
 
 
 async def send(
-    delivery: Delivery, pool: smtp.Pool, *, public_url: str, secret_key: str
+    delivery: Delivery, pool: smtp.Pool, *, public_url: str, secret_key: str, timeout: float
 ) -> AttemptResult:
+    """One attempt at ``delivery``; cut off after ``timeout`` seconds (the connection, the
+    login and the whole SMTP conversation together), which is a failed attempt."""
     started = time.perf_counter()
     if pool.config.host is None:
         return _result(delivery, started, error="SMTP is not configured (SIGNOFF_SMTP_HOST)")
-    message = render(delivery, public_url=public_url, secret_key=secret_key)
+    try:  # a message that cannot be rendered is a failed attempt, recorded like any other
+        message = render(delivery, public_url=public_url, secret_key=secret_key)
+    except Exception as exc:  # a template or event data fault, of any kind
+        error = f"cannot render: {type(exc).__name__}: {exc}"
+        return _result(delivery, started, error=error[:500])
     message["From"] = pool.config.sender
     try:
-        errors_by_recipient, answer = await pool.send(message)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        async with asyncio.timeout(timeout):
+            errors_by_recipient, answer = await pool.send(message)
+    except TimeoutError as exc:
+        error = str(exc) or f"no answer within {timeout:g}s"
+        return _result(delivery, started, error=f"TimeoutError: {error}"[:500])
+    except (aiosmtplib.SMTPException, OSError) as exc:
         return _result(delivery, started, error=f"{type(exc).__name__}: {exc}"[:500])
     if errors_by_recipient:
         return _result(delivery, started, error=f"refused: {errors_by_recipient}"[:500])

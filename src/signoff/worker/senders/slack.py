@@ -8,7 +8,9 @@ What a Slack delivery does depends on its target and event:
   message (``slack_blocks.approval_message``), recorded (``services/slack.record_posted``) so
   that it can be updated, and so that a retry of the delivery does not post it again;
 * a recorded message (``<channel>/<ts>``, queued by the approvals service on every decision
-  and settlement): ``chat.update`` with the approval as it is now, buttons gone once settled;
+  and settlement): ``chat.update`` with the approval as it is now, buttons gone once settled,
+  and again (``MAX_UPDATES`` in all) while the approval read after the update shows another
+  status or decision count, so racing updates end on the latest state;
 * a subscription's channel and any other event: a short notice (``chat.postMessage``), unless
   that channel already holds the approval's message, which its updates keep current.
 
@@ -37,6 +39,7 @@ from signoff.services import slack as slack_service
 from signoff.store.engine import Database
 from signoff.worker.senders import slack_blocks
 
+MAX_UPDATES = 5  # chat.update calls of one delivery, while the approval keeps changing
 NOT_CONFIGURED = "Slack is not configured (SIGNOFF_SLACK_BOT_TOKEN is unset)"
 _FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
@@ -118,8 +121,18 @@ class SlackSender:
         )
         if approval is None:
             return "the approval no longer exists: nothing to update"
-        text, blocks = slack_blocks.approval_message(approval, self.public_url)
-        answer = await self._call("chat.update", message.channel, text, blocks, ts=message.ts)
+        # Updates race: one that read the approval before a later decision may land after
+        # that decision's own update. So the approval is read again after each update, and
+        # the message updated again while what it shows is out of date (a few times at most).
+        for _ in range(MAX_UPDATES):
+            text, blocks = slack_blocks.approval_message(approval, self.public_url)
+            answer = await self._call("chat.update", message.channel, text, blocks, ts=message.ts)
+            now = await asyncio.to_thread(
+                slack_service.find_approval, self.db, delivery.event.subject
+            )
+            if now is None or slack_service.Shown.of(now) == slack_service.Shown.of(approval):
+                break
+            approval = now
         return _excerpt(answer)
 
     async def _post(self, channel: str, text: str, blocks: slack_blocks.Blocks) -> str:

@@ -118,6 +118,10 @@ class Pool:
             start_tls=config.security == "starttls",
             timeout=config.timeout,
         )
-        await smtp.connect()
+        try:
+            await smtp.connect()
+        except BaseException:  # refused, or cut off by the caller's timeout
+            smtp.close()
+            raise
         self.opened += 1
         return smtp

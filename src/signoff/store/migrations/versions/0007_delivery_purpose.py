@@ -20,19 +20,27 @@ depends_on = None
 DEAD = sa.text("status = 'dead'")
 
 # Rows made before 0007: a callback is a callback, anything linked to a subscription is the
-# subscription's, an invitation or reset email is an account email, and every other email
-# went to one person who may decide an approval. (A deleted subscription's older deliveries
-# lost their link, so they read as approver emails: that cannot be told now.)
+# subscription's, an invitation or reset email is an account email, an email of an approval's
+# creation, reminder or escalation went to one person who may decide it, and everything else
+# is a subscription's (a deleted subscription's deliveries lost their link; a Slack message
+# update has no subscription link either, and is sent as a subscription's).
 BACKFILL = """
 UPDATE deliveries SET purpose = CASE
     WHEN target_kind = 'callback' THEN 'callback'
     WHEN subscription_id IS NOT NULL THEN 'subscription'
-    WHEN EXISTS (
+    WHEN target_kind = 'email' AND EXISTS (
         SELECT 1 FROM events
         WHERE events.id = deliveries.event_id
           AND events.type IN ('invitation.sent', 'password_reset.requested')
     ) THEN 'account'
-    ELSE 'approver'
+    WHEN target_kind = 'email' AND EXISTS (
+        SELECT 1 FROM events
+        WHERE events.id = deliveries.event_id
+          AND events.type IN (
+              'approval.created', 'approval.reminder_due', 'approval.escalated'
+          )
+    ) THEN 'approver'
+    ELSE 'subscription'
 END
 """
 
