@@ -221,3 +221,39 @@ def test_an_approvals_notification_summary_is_one_statement_by_index(sqlite):
     ), plan
     assert "SEARCH delivery_attempts USING INDEX ix_delivery_attempts_delivery_id" in plan, plan
     assert "SCAN" not in plan, plan
+
+
+def test_a_title_search_looks_titles_up_in_the_trigram_index(sqlite):
+    from signoff.store import inbox
+
+    with sqlite.read() as session:
+        (plan,) = explained(session, lambda s: inbox.find_titles(s, "customer 42"))
+    assert plan.startswith("SCAN approval_titles VIRTUAL TABLE INDEX"), plan
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"status": Status.APPROVED},
+        {"status": Status.PENDING, "decidable_by": ("usr_1", frozenset({"team_1"}))},
+        {"visible_to": ("usr_1", frozenset({"team_1"}))},
+    ],
+)
+def test_the_approvals_a_title_search_found_are_read_by_key_not_by_walking_a_status(
+    sqlite, filters
+):
+    """Without statistics (SQLite has none until ANALYZE), a status test looks selective: the
+    found approvals must still be read by primary key, never by walking the status index."""
+    from signoff.store import inbox
+
+    found = inbox.Filters(
+        base=approvals.Filters(**filters), text="batch", matches=frozenset({"ap_1", "ap_2"})
+    )
+    with sqlite.read() as session:
+        page, *_decisions = explained(
+            session, lambda s: inbox.list_page(s, found, cursor=None, latest_first=False, limit=25)
+        )
+        counts = explained(session, lambda s: inbox.count_by_status(s, found))
+    for plan in [page, *counts]:
+        assert "SEARCH approvals USING INDEX sqlite_autoindex_approvals_1 (id=?)" in plan, plan
+        assert "deadline" not in plan, plan

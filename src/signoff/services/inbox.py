@@ -77,11 +77,14 @@ def list_inbox(
         )
         if query.view is View.TO_DECIDE:
             base = _to_decide(base, me)
-        filters = store.Filters(base=base, team_id=team_id, text=query.text.strip() or None)
+        text = query.text.strip() or None
+        matches = store.find_titles(session, text) if text else None
+        filters = store.Filters(base=base, team_id=team_id, text=text, matches=matches)
         page = store.list_page(
             session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
         )
-        counts = store.count_by_status(session, filters) if with_counts and _counted(query) else {}
+        counted = with_counts and _counted(query, found_titles=matches is not None)
+        counts = store.count_by_status(session, filters) if counted else {}
     return Inbox(query, page, counts)
 
 
@@ -96,13 +99,15 @@ def count_pending(db: Database, ctx: Context, *, cap: int) -> int:
         return store.count(session, store.Filters(base=base), cap=cap)
 
 
-def _counted(query: Query) -> bool:
+def _counted(query: Query, *, found_titles: bool) -> bool:
     """Whether the inbox shows counts per status: for what waits for me and for all I may
-    see, not under a filter. A rare combination (a label, a team or a requester, and what this
-    person may see) would make a capped count read most of a status's rows at a million
-    approvals; docs/benchmarks.md has the numbers."""
-    filtered = query.label or query.team or query.requester or query.text.strip()
-    return query.view is not View.REQUESTED and not filtered
+    see, unfiltered or searched by a text the title index answered (each count then tests at
+    most ``store.MATCH_CAP`` approvals). A rare combination of other filters (a label, a team
+    or a requester, and what this person may see) would make a capped count read most of a
+    status's rows at a million approvals; docs/benchmarks.md has the numbers."""
+    filtered = query.label or query.team or query.requester
+    searched = bool(query.text.strip())
+    return query.view is not View.REQUESTED and (found_titles or not (filtered or searched))
 
 
 def _to_decide(

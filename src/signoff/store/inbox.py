@@ -7,13 +7,17 @@ first does and a new approval never shifts a page someone is reading. Counts sto
 million rows on every page view would cost more than the page. A person who is not an admin
 sees a few percent of the approvals, so a capped count still reads ``COUNT_CAP`` divided by
 that share of index entries: the cap is kept small, and the service counts only views
-without filters (``services/inbox``).
+without filters (``services/inbox``), or a text search that found few titles.
 
-Text search is a case-insensitive substring match on the title, tested on the rows the other
-filters and the deadline order already walk: a page stops after ``limit`` matches, and a
-search that matches nothing reads at most ``SEARCH_SCAN_LIMIT`` rows of the filtered set and
-says so (``Page.searched_all``); it has no counts. docs/benchmarks.md has the numbers at a
-million approvals.
+Text search is a case-insensitive substring match on the title. Searches of three characters
+or more find their matches first, in the trigram index of migration 0009 (SQLite FTS5,
+PostgreSQL pg_trgm): up to ``MATCH_CAP`` matching approvals are then filtered, ordered by
+deadline and counted per status, whatever share of the approvals the searcher may see. A
+search matching more titles than that (a common word), or shorter than three characters,
+tests titles on the rows the other filters and the deadline order already walk: a page stops
+after ``limit`` matches, and a search that matches nothing reads at most
+``SEARCH_SCAN_LIMIT`` rows of the filtered set and says so (``Page.searched_all``).
+docs/benchmarks.md has the numbers at a million approvals.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, column, exists, func, or_, select, table
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.util import ClauseAdapter
 
 from signoff import errors
 from signoff.domain.approvals import Approval, Status
@@ -35,15 +40,22 @@ from signoff.store.tables import ApprovalApproverRow, ApprovalRow
 
 COUNT_CAP = 100
 SEARCH_SCAN_LIMIT = 2_000
+MATCH_CAP = 5_000
+TRIGRAM = 3  # the index holds trigrams: a shorter text cannot be looked up in it
+
+# SQLite's FTS5 table of titles (migration 0009), kept by triggers; not mapped.
+_TITLES = table("approval_titles", column("approval_id"), column("title"))
 
 
 @dataclass(frozen=True)
 class Filters:
-    """What the inbox shows. ``statuses`` empty: any status."""
+    """What the inbox shows. ``matches``: the ids of the approvals whose titles contain
+    ``text``, when the index found them all (``find_titles``)."""
 
     base: store.Filters
     team_id: str | None = None
     text: str | None = None
+    matches: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,13 @@ def list_page(
     backwards, position = _decode(cursor) if cursor else (False, None)
     descending = latest_first != backwards  # walking back reverses the order
     query = _filtered(filters)
+    columns = query.selected_columns
     if position is not None:
-        query = query.where(_beyond(position, descending=descending))
-    order = (ApprovalRow.deadline_at, ApprovalRow.id)
+        query = query.where(_beyond(columns, position, descending=descending))
+    order = (columns.deadline_at, columns.id)
     query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
     searched_all = True
-    if filters.text:
+    if filters.text and filters.matches is None:
         # Bound the rows a search reads: the filtered set in deadline order, at most
         # SEARCH_SCAN_LIMIT of them, then the title test on those.
         walked = query.limit(SEARCH_SCAN_LIMIT).subquery()
@@ -108,14 +121,37 @@ def list_page(
     )
 
 
+def find_titles(session: Session, text: str) -> frozenset[str] | None:
+    """The ids of the approvals whose titles contain ``text`` (ignoring case), looked up in
+    the trigram index; None when ``text`` is too short for the index or more than
+    ``MATCH_CAP`` titles contain it."""
+    if len(text) < TRIGRAM:
+        return None
+    if session.get_bind().dialect.name == "sqlite":
+        # A phrase of the text's trigrams, in FTS5's quoting: the text as a substring.
+        phrase = '"' + text.replace('"', '""') + '"'
+        query = select(_TITLES.c.approval_id).where(_TITLES.c.title.op("MATCH")(phrase))
+    else:
+        query = select(ApprovalRow.id).where(_title_has(ApprovalRow.title, text))
+    found = frozenset(session.scalars(query.limit(MATCH_CAP + 1)))
+    return found if len(found) <= MATCH_CAP else None
+
+
 def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
     """How many approvals match ``filters`` in each status (any status filter aside), each
-    count stopping at ``COUNT_CAP + 1``. Not for a text search: each count would read its
-    own ``SEARCH_SCAN_LIMIT`` rows (the page says how far its search went instead)."""
+    count stopping at ``COUNT_CAP + 1``. Not for a text search the index could not answer:
+    each count would read its own ``SEARCH_SCAN_LIMIT`` rows (the page says how far its
+    search went instead)."""
     counts: dict[Status, int] = {}
     for status in Status:
-        one = Filters(base=_with_status(filters.base, status), team_id=filters.team_id)
-        query = _filtered(one).with_only_columns(ApprovalRow.id)
+        one = Filters(
+            base=_with_status(filters.base, status),
+            team_id=filters.team_id,
+            text=filters.text,
+            matches=filters.matches,
+        )
+        query = _filtered(one)
+        query = query.with_only_columns(query.selected_columns.id)
         capped = query.limit(COUNT_CAP + 1).subquery()
         counts[status] = session.scalar(select(func.count()).select_from(capped)) or 0
     return counts
@@ -124,7 +160,8 @@ def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
 def count(session: Session, filters: Filters, *, cap: int) -> int:
     """How many approvals match ``filters``, stopping at ``cap + 1`` (reads at most that
     many index entries, however many match)."""
-    capped = _filtered(filters).with_only_columns(ApprovalRow.id).limit(cap + 1).subquery()
+    query = _filtered(filters)
+    capped = query.with_only_columns(query.selected_columns.id).limit(cap + 1).subquery()
     return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
@@ -145,16 +182,30 @@ def _with_status(base: store.Filters, status: Status) -> store.Filters:
 
 
 def _filtered(filters: Filters) -> Select[Any]:
-    query = select(ApprovalRow.__table__).where(*store.conditions(filters.base))
+    """The approvals ``filters`` match, and no order. With ``matches``, the other filters
+    test only those approvals: read by primary key in a subquery of their own (its LIMIT
+    keeps SQLite from merging it into the outer query, which without statistics would walk a
+    status's whole index in deadline order instead, testing each id against the matches)."""
+    where = store.conditions(filters.base)
     if filters.team_id is not None:
-        query = query.where(
+        where.append(
             exists().where(
                 ApprovalApproverRow.approval_id == ApprovalRow.id,
                 ApprovalApproverRow.kind == "team",
                 ApprovalApproverRow.ref_id == filters.team_id,
             )
         )
-    return query
+    approvals = ApprovalRow.__table__
+    if filters.matches is None:
+        return select(approvals).where(*where)
+    found = (
+        select(approvals)
+        .where(approvals.c.id.in_(sorted(filters.matches)))
+        .limit(len(filters.matches))
+        .subquery("found")
+    )
+    adapter = ClauseAdapter(found)  # the conditions, said of the subquery's rows
+    return select(found).where(*(adapter.traverse(condition) for condition in where))
 
 
 def _title_has(column: Any, text: str) -> ColumnElement[bool]:
@@ -162,16 +213,18 @@ def _title_has(column: Any, text: str) -> ColumnElement[bool]:
     return func.lower(column).like(f"%{escaped.lower()}%", escape="\\")
 
 
-def _beyond(position: tuple[datetime, str], *, descending: bool) -> ColumnElement[bool]:
+def _beyond(
+    columns: Any, position: tuple[datetime, str], *, descending: bool
+) -> ColumnElement[bool]:
     deadline_at, approval_id = position
     if descending:
         return or_(
-            ApprovalRow.deadline_at < deadline_at,
-            and_(ApprovalRow.deadline_at == deadline_at, ApprovalRow.id < approval_id),
+            columns.deadline_at < deadline_at,
+            and_(columns.deadline_at == deadline_at, columns.id < approval_id),
         )
     return or_(
-        ApprovalRow.deadline_at > deadline_at,
-        and_(ApprovalRow.deadline_at == deadline_at, ApprovalRow.id > approval_id),
+        columns.deadline_at > deadline_at,
+        and_(columns.deadline_at == deadline_at, columns.id > approval_id),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from signoff.store.migrate import is_mapped
 from signoff.store.tables import Base
 
 
@@ -14,6 +15,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=is_mapped,
     )
     with context.begin_transaction():
         context.run_migrations()
