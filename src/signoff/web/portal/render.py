@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from signoff import errors
-from signoff.domain import accounts
+from signoff.domain import accounts, policies
 from signoff.domain.principals import Context, Principal
 from signoff.services import accounts as accounts_service
 from signoff.web.deps import Runtime, RuntimeDep
@@ -26,6 +26,7 @@ from signoff.web.portal import markup, security, timing
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 TEMPLATES.env.filters["markdown"] = markup.markdown
+TEMPLATES.env.filters["rules_in_words"] = policies.rules_in_words
 TEMPLATES.env.filters["time_left"] = timing.time_left
 TEMPLATES.env.filters["utc"] = timing.utc
 TEMPLATES.env.tests["web_link"] = markup.is_web_link
