@@ -71,7 +71,7 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     )
     await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()
     await expect(page.get_by_role("heading", name="Approve as Alice Liddell")).to_be_visible()
-    await screenshot("decide-01-confirm")
+    await screenshot("docs-decide")
     await assert_accessible(page)
 
     await page.get_by_role("button", name="Approve").click()
@@ -103,7 +103,7 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     await expect(page.locator("#outcome")).to_contain_text("Approved by Alice Liddell at")
     await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()  # the request, still
     await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
-    await screenshot("decide-04-already-decided")
+    await screenshot("docs-decide-settled")
     await assert_accessible(page)
     assert dialogs == []
 
