@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from signoff.settings import Settings
@@ -118,6 +119,7 @@ class RunningServer:
     url: str
     settings: Settings
     admin_key: str = ADMIN_KEY
+    app: FastAPI | None = None  # the application it serves, for a test to reach its runtime
 
 
 class _ThreadServer:
@@ -129,8 +131,9 @@ class _ThreadServer:
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.url = settings.public_url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            self.app,
             log_level="warning",
             timeout_graceful_shutdown=1,  # open long polls must not hold up a test's teardown
         )
@@ -158,7 +161,7 @@ def server(settings: Settings) -> Iterator[RunningServer]:
     running = _ThreadServer(settings)
     running.start()
     try:
-        yield RunningServer(url=running.url, settings=settings)
+        yield RunningServer(url=running.url, settings=settings, app=running.app)
     finally:
         running.stop()
 

@@ -260,3 +260,26 @@ async def test_every_portal_page_answers_with_a_strict_content_security_policy(
     assert answer.status == 404
     await expect(page.get_by_role("heading", name="No such approval")).to_be_visible()
     await assert_accessible(page)
+
+
+async def test_an_error_page_keeps_the_navigation_while_signed_in(
+    admin, pipeline, mailbox, page, screenshot
+):
+    await joined(page, admin, mailbox)
+    answer = await page.goto("/no/such/page")
+    assert answer is not None
+    assert answer.status == 404
+    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    main_nav = page.get_by_role("navigation", name="Main")
+    await expect(main_nav.get_by_role("link", name="Inbox")).to_be_visible()
+    await assert_accessible(page)
+    await screenshot("error-404-signed-in")
+
+    await page.get_by_role("button", name="Sign out").click()  # from the error page itself
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    answer = await page.goto("/no/such/page")
+    assert answer is not None
+    assert answer.status == 404
+    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await expect(page.get_by_role("navigation")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)

@@ -1,6 +1,7 @@
 """An approver's path from the emailed Approve link to a recorded decision, in headless
-Chromium: the confirmation page, a required comment left empty, the decided page, and a
-request whose title, body and context try to run script.
+Chromium: the confirmation page, a required comment left empty, the decided page, the link
+opened again once the approval settled, and a request whose title, body (raw HTML,
+``javascript:`` links), context and label try to run script, before and after it settled.
 
 tests/integration/test_decision_links.py has the same paths over plain HTTP; this adds what
 only a browser shows: nothing a requester wrote runs, and the page works with the keyboard.
@@ -20,7 +21,7 @@ from tests.browser.test_signin import PHONE, page_width
 from tests.conftest import RunningServer
 from tests.mailbox import Mailbox, text_of
 
-HOSTILE = '<script>alert("title")</script><img src=x onerror=alert(1)>'
+HOSTILE = '<script>window.__ran=1;alert("x")</script><img src=x onerror="window.__ran=1">'
 LINK = re.compile(r"https?://\S+/decide/\S+")
 
 
@@ -70,7 +71,7 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     )
     await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()
     await expect(page.get_by_role("heading", name="Approve as Alice Liddell")).to_be_visible()
-    await screenshot("decide-01-confirm")
+    await screenshot("docs-decide")
     await assert_accessible(page)
 
     await page.get_by_role("button", name="Approve").click()
@@ -86,17 +87,23 @@ async def test_an_approver_confirms_from_the_email_link_with_the_comment_the_pol
     await expect(page.get_by_role("button", name="Approve")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="You approved")).to_be_visible()
-    await expect(page.get_by_role("status")).to_have_text("The approval is now approved.")
+    await expect(page.get_by_role("status")).to_have_text(
+        re.compile(r"^\s*Approved by Alice Liddell at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.\s*$")
+    )
     await screenshot("decide-03-decided")
 
     again = await page.goto(link)
     assert again is not None
     assert again.status == 409
-    await expect(page.get_by_role("heading", name="You already decided")).to_be_visible()
-    await expect(
-        page.get_by_text(re.compile(r"^Already decided by you at .*approved it"))
-    ).to_be_visible()
-    await screenshot("decide-04-already-decided")
+    await expect(page.get_by_role("alert")).to_have_text(
+        re.compile(
+            r"^You already decided on this approval\. Already decided by you at .*approved it"
+        )
+    )
+    await expect(page.locator("#outcome")).to_contain_text("Approved by Alice Liddell at")
+    await expect(page.get_by_text("The threshold is 6%.")).to_be_visible()  # the request, still
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    await screenshot("docs-decide-settled")
     await assert_accessible(page)
     assert dialogs == []
 
@@ -114,6 +121,7 @@ async def test_a_link_opened_after_the_deadline_says_what_became_of_the_approval
     assert answer.status == 410
     await expect(page.get_by_text("This link is no longer valid")).to_be_visible()
     await expect(page.get_by_text("nobody decided in time, so it was rejected")).to_be_visible()
+    await expect(page.locator("#outcome")).to_contain_text("Rejected by the deadline passing at")
     await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     await screenshot("decide-05-expired")
     await assert_accessible(page)
@@ -123,19 +131,45 @@ async def test_a_hostile_request_is_shown_as_text_and_runs_nothing(
     server, admin, mailbox, page, screenshot, dialogs
 ):
     link = await approve_link(
-        server, admin, mailbox, title=HOSTILE, body=HOSTILE, context={HOSTILE: HOSTILE}
+        server,
+        admin,
+        mailbox,
+        title=HOSTILE,
+        body=(
+            f"{HOSTILE}\n\n[click me](javascript:window.__ran=1) "
+            '<a href="javascript:alert(1)">raw</a> ![x](javascript:alert(1))'
+        ),
+        context={HOSTILE: HOSTILE, "link": "javascript:alert(1)", "nested": {HOSTILE: [HOSTILE]}},
+        labels=[HOSTILE[:100]],
     )
     await page.goto(link)
     await expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE)
-    await expect(page.locator(".request-body")).to_have_text(HOSTILE)
-    await expect(page.locator(".context dt")).to_have_text(HOSTILE)
-    await expect(page.locator(".context dd")).to_have_text(HOSTILE)
-    assert await page.locator("script, main img").count() == 0
+    await expect(page.locator(".markdown")).to_contain_text(HOSTILE)
+    await expect(page.locator(".markdown")).to_contain_text("[click me](javascript:window.__ran=1)")
+    await expect(page.get_by_role("rowheader", name=HOSTILE).first).to_be_visible()
+    await expect(page.get_by_text("javascript:alert(1)", exact=True)).to_be_visible()
+    await expect_nothing_ran(page, dialogs)
     await screenshot("decide-05-hostile-request")
 
     await page.get_by_role("button", name="Approve").click()
     await expect(page.get_by_role("heading", name="You approved")).to_be_visible()
     await expect(page.get_by_text(HOSTILE)).to_be_visible()
+    await expect_nothing_ran(page, dialogs)
+
+    again = await page.goto(link)  # the settled approval's page shows it all again
+    assert again is not None
+    assert again.status == 409
+    await expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE)
+    await expect(page.locator(".markdown")).to_contain_text(HOSTILE)
+    await expect(page.get_by_role("rowheader", name=HOSTILE).first).to_be_visible()
+    await expect_nothing_ran(page, dialogs)
+
+
+async def expect_nothing_ran(page: Page, dialogs: list[str]) -> None:
+    """No element a requester wrote became markup, no script link exists, nothing ran."""
+    assert await page.locator("main script, main img, main [onerror]").count() == 0
+    assert await page.locator('a[href^="javascript:"]').count() == 0
+    assert await page.evaluate("() => window.__ran === undefined")
     assert dialogs == []
 
 

@@ -5,16 +5,22 @@ decision, who may see what. tests/browser/test_approval_pages.py has what only a
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, make_url, select, text, update
 
 import signoff
+from signoff.store.engine import Database
+from signoff.store.tables import SessionRow
 from tests.conftest import RunningServer, smtp_settings
 from tests.integration.test_portal import csrf, join
 from tests.mailbox import Mailbox
@@ -351,6 +357,99 @@ def test_a_wrong_address_is_a_page_in_the_portals_style_and_the_api_keeps_proble
     api = dana.get("/v1/no-such-route", headers={"accept": "application/json"})
     assert api.status_code == 404
     assert api.headers["content-type"] == "application/problem+json"
+
+
+def test_an_error_page_keeps_the_navigation_of_whoever_is_signed_in(server, admin, pipeline, dana):
+    hidden = create(pipeline, approvers=["pipeline@example.com"])
+    for path in ("/no/such/page", f"/approvals/{hidden.id}"):
+        page = dana.get(path)
+        assert page.status_code == 404
+        assert navigation(page) == ["Inbox", "Dana", "Sign out"], path
+        assert "signoff_session" not in page.headers.get("set-cookie", "")
+    root = signed_in(server, admin, "root@example.com", role="admin")
+    assert navigation(root.get("/no/such/page")) == ["Inbox", "Admin", "Dana", "Sign out"]
+    root.close()
+
+    signed_out = dana.post("/logout", data={"csrf_token": csrf(page)})  # the error page's form
+    assert signed_out.status_code == 303
+    assert navigation(dana.get("/no/such/page")) == []
+    with httpx.Client(base_url=server.url, headers={"accept": "text/html"}) as anonymous:
+        assert navigation(anonymous.get("/no/such/page")) == []
+        anonymous.cookies.set("signoff_session", "not-a-session")
+        assert navigation(anonymous.get("/no/such/page")) == []
+
+
+def navigation(page: httpx.Response) -> list[str]:
+    """What the page's header offers: its links, who is signed in, and its buttons."""
+    header = re.search(r'<header class="bar">.*?</header>', page.text, re.S)
+    assert header, page.text
+    found = re.findall(
+        r"<a [^>]*>([^<]*)</a>|<span class=\"who\">([^<]*)</span>|<button[^>]*>([^<]*)</button>",
+        header.group(0),
+    )
+    return ["".join(parts) for parts in found][1:]  # the brand link to the home page first
+
+
+def test_an_error_page_does_not_keep_a_session_alive(db, dana):
+    earlier = datetime.now(UTC) - timedelta(minutes=10)  # of the hour a session may idle
+    with db.write() as session:
+        session.execute(update(SessionRow).values(last_seen_at=earlier))
+    assert dana.get("/no/such/page").status_code == 404
+    assert last_seen(db) == [earlier]
+    assert dana.get("/approvals").status_code == 200  # a page seen is activity: it does
+    assert last_seen(db)[0] > earlier
+
+
+def last_seen(db: Database) -> list[datetime]:
+    with db.read() as session:
+        return [
+            at if at.tzinfo else at.replace(tzinfo=UTC)
+            for at in session.scalars(select(SessionRow.last_seen_at))
+        ]
+
+
+def test_an_error_page_renders_when_the_database_is_down(server, dana):
+    with database_down(server):
+        unavailable = dana.get("/approvals")
+        missing = dana.get("/no/such/page")
+    assert unavailable.status_code == 503, unavailable.text
+    assert "<h1>The database is unavailable</h1>" in unavailable.text
+    assert missing.status_code == 404, missing.text
+    assert "<h1>Not found</h1>" in missing.text
+    assert navigation(unavailable) == navigation(missing) == []  # who it is cannot be read
+    assert navigation(dana.get("/no/such/page")) == ["Inbox", "Dana", "Sign out"]
+
+
+@contextlib.contextmanager
+def database_down(server: RunningServer) -> Iterator[None]:
+    """The server's database refuses new connections until the block ends, and the server
+    holds none open: PostgreSQL stops accepting connections to it; SQLite's file gives way to
+    a directory."""
+    url = make_url(server.settings.database_url)
+    assert server.app is not None
+    if url.get_backend_name() == "postgresql":
+        maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        allow = 'ALTER DATABASE "{}" ALLOW_CONNECTIONS {}'.format
+        with maintenance.connect() as conn:
+            conn.execute(text(allow(url.database, "false")))
+        try:
+            server.app.state.runtime.db.dispose()
+            yield
+        finally:
+            with maintenance.connect() as conn:
+                conn.execute(text(allow(url.database, "true")))
+            maintenance.dispose()
+        return
+    path = Path(str(url.database))
+    away = path.with_suffix(".away")
+    path.rename(away)
+    path.mkdir()
+    try:
+        server.app.state.runtime.db.dispose()
+        yield
+    finally:
+        path.rmdir()
+        away.rename(path)
 
 
 def test_an_admin_sees_every_approval_under_all_and_the_admin_link(server, admin, pipeline, dana):

@@ -99,7 +99,7 @@ def test_each_approver_is_emailed_their_own_links_and_opening_one_decides_nothin
     decided = post(browser, alices["approve"], opened, comment="Checked the rows.")
     assert decided.status_code == 200, decided.text
     assert "You approved" in decided.text
-    assert "it needs 1 more approval." in decided.text
+    assert "stays open until more approvers decide: 1 of 2 approvals so far." in decided.text
     [decision] = pipeline.approvals.get(approval.id).decisions
     assert (decision.user, decision.verdict, decision.channel) == (
         "alice@example.com",
@@ -125,6 +125,7 @@ def test_a_used_link_and_the_other_one_say_the_approver_already_decided(pipeline
         assert "You already decided on this approval" in again.text
         assert re.search(r"Already decided by you at \d{4}-\d\d-\d\d \d\d:\d\d UTC", again.text)
         assert "you rejected it" in again.text
+        assert re.search(r"<strong>Rejected</strong> by alice at <time datetime=", again.text)
     reposted = post(browser, alices["reject"], opened, comment="Twice?")
     assert reposted.status_code == 409
     assert pipeline.approvals.get(approval.id).status == "rejected"
@@ -143,9 +144,58 @@ def test_deciding_by_link_settles_the_approval_and_fires_its_callback(pipeline, 
 
     late = browser.get(bobs["reject"])
     assert late.status_code == 409
-    assert "The approval is already decided" in late.text
-    assert re.search(r"Already decided: approved by alice@example.com at \d{4}-", late.text)
+    assert "The approval is already decided." in late.text
+    assert re.search(r"<strong>Approved</strong> by alice at <time datetime=\"\d{4}-", late.text)
+    assert "6.4% of rows were flagged." in late.text  # the request, still
     assert "<textarea" not in late.text
+
+
+def test_a_decision_posted_after_another_approver_settled_it_says_how_it_ended(
+    server, pipeline, mailbox, browser
+):
+    approval = create(pipeline)
+    alices, bobs = links_to(mailbox, "alice@example.com"), links_to(mailbox, "bob@example.com")
+    opened = browser.get(alices["approve"])
+    with new_browser(server) as bobs_browser:
+        post(bobs_browser, bobs["reject"], bobs_browser.get(bobs["reject"]), comment="No.")
+    late = post(browser, alices["approve"], opened, comment="Yes.")
+    assert late.status_code == 409
+    assert "Your decision was not recorded. <strong>The approval is already decided.</strong>" in (
+        late.text
+    )
+    assert re.search(r"<strong>Rejected</strong> by bob at <time datetime=", late.text)
+    assert [d.user for d in pipeline.approvals.get(approval.id).decisions] == ["bob@example.com"]
+
+
+def test_the_link_page_shows_the_request_with_the_approval_pages_own_parts(
+    admin, pipeline, mailbox, browser
+):
+    dana = admin.people.invite("dana@example.com", teams=["data-owners"])
+    join(browser, dana.link)
+    approval = create(
+        pipeline,
+        body="# Why\n<script>alert(1)</script> [bad](javascript:alert(1)) [ok](https://e.example)",
+        context={"run": {"id": 7, "url": "https://ci.example.com/7", "bad": "javascript:x"}},
+        policy={"quorum": 2},
+        timeout="3h",
+    )
+    link = browser.get(links_to(mailbox, "dana@example.com", nth=2)["approve"])
+    assert link.status_code == 200, link.text
+    assert "<h3>Why</h3>" in link.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in link.text
+    assert 'href="javascript:' not in link.text
+    assert '<a href="https://ci.example.com/7" rel="noopener nofollow noreferrer">' in link.text
+    assert re.search(r"UTC</time> \(2 hours 5\d minutes left\); then it is rejected", link.text)
+    assert "Approvals</label>: 0 of 2 needed." in link.text
+    own = browser.get(f"/approvals/{approval.id}")
+    for part in ("request", "context", "policy"):
+        assert section(link, part) == section(own, part), part
+
+
+def section(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'<section aria-labelledby="{name}-heading">.*?</section>', page.text, re.S)
+    assert found, name
+    return found.group(0)
 
 
 def test_a_link_past_the_deadline_has_expired(pipeline, mailbox, browser):

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from signoff import errors, schemas
+from signoff.domain import approvals as domain
 from signoff.domain import ids
 from signoff.domain.approvals import Status
 from signoff.domain.principals import Context, Principal, Role, UserKind, system_context
@@ -202,6 +203,36 @@ def test_idempotency_keys_are_per_requester(db, people):
         db, f.context(db, people["carol"]), spec, secret_key=f.SECRET_KEY, idempotency_key="k"
     )
     assert one.approval.id != two.approval.id
+
+
+def test_settled_by_names_whoever_settled_it_by_name_where_known(db, people):
+    approval = f.create(
+        db,
+        people["pipeline"],
+        approvers=["team:data-owners", "carol@example.com"],
+        policy={"quorum": 3, "rejections_to_reject": 2},
+    ).approval
+    decide(db, people["alice"], approval.id)
+    assert domain.settled_by(decide(db, people["bob"], approval.id), {}) is None
+    settled = decide(db, people["carol"], approval.id)
+    bob = people["bob"]
+    assert domain.settled_by(settled, {bob.id: bob}) == (
+        f"alice@example.com, {bob.name} and carol@example.com"
+    )
+    rejected = f.create(db, people["pipeline"], approvers=["team:data-owners"]).approval
+    assert domain.settled_by(decide(db, bob, rejected.id, "reject"), {}) == "bob@example.com"
+
+
+def test_settled_by_says_what_settled_it_without_a_decision(db, people):
+    timed_out = f.create(db, people["pipeline"], timeout="1h").approval
+    approvals.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(hours=2))
+    canceled = f.create(db, people["pipeline"]).approval
+    approvals.cancel(db, f.context(db, people["pipeline"]), canceled.id)
+    pipeline = f.context(db, people["pipeline"])
+    assert [
+        domain.settled_by(approvals.get(db, pipeline, shown.id), {})
+        for shown in (timed_out, canceled)
+    ] == ["the deadline passing", "its cancellation"]
 
 
 @pytest.mark.parametrize(

@@ -125,14 +125,18 @@ def test_a_link_decides_as_its_approver_through_the_link_channel(db, people):
 def test_a_link_opened_after_the_deadline_has_expired_before_the_scheduler_looks(db, people):
     approval = f.create(db, people["pipeline"]).approval
     token = link_of(approval, people["alice"])
-    with pytest.raises(errors.InvalidLink, match="expired"):
-        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=approval.deadline_at)
+    expired = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=approval.deadline_at)
+    assert isinstance(expired.refusal, errors.InvalidLink)
+    assert "expired" in expired.refusal.detail
     with pytest.raises(errors.InvalidLink):
         decision_links.decide(
             db, ANONYMOUS, f.SECRET_KEY, token, comment="", form=None, now=approval.deadline_at
         )
     just_before = approval.deadline_at - timedelta(seconds=1)
-    assert decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=just_before)
+    assert (
+        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token, now=just_before).refusal
+        is None
+    )
 
 
 def test_a_link_under_another_key_or_for_another_approver_is_not_found(db, people):
@@ -166,8 +170,36 @@ def test_the_requester_gets_no_usable_link_unless_the_policy_lets_them_decide(db
         decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, link_of(approval, people["alice"]))
 
 
-def test_a_canceled_approvals_link_says_so(db, people):
+def test_a_canceled_approvals_link_says_so_and_decides_nothing(db, people):
     approval = f.create(db, people["pipeline"]).approval
     approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
-    with pytest.raises(errors.AlreadyDecided, match="canceled at"):
-        decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, link_of(approval, people["alice"]))
+    token = link_of(approval, people["alice"])
+    opened = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token)
+    assert isinstance(opened.refusal, errors.AlreadyDecided)
+    assert opened.approval.status is Status.CANCELED
+    with pytest.raises(errors.AlreadyDecided):
+        decision_links.decide(db, ANONYMOUS, f.SECRET_KEY, token, comment="", form=None)
+
+
+def test_a_used_link_and_a_settled_approvals_link_say_why_and_name_the_deciders(db, people):
+    approval = f.create(
+        db, people["pipeline"], approvers=["team:data-owners"], policy={"quorum": 2}
+    ).approval
+    alices, bobs = link_of(approval, people["alice"]), link_of(approval, people["bob"], "reject")
+    decision_links.decide(db, ANONYMOUS, f.SECRET_KEY, alices, comment="", form=None)
+    used = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, alices)
+    assert isinstance(used.refusal, errors.DuplicateDecision)
+    assert "you approved it" in used.refusal.detail
+    assert used.approval.is_pending
+    assert decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, bobs).refusal is None
+
+    carol = f.user(db, "carol@example.com", teams=("data-owners",))
+    carols = link_of(approval, carol)
+    decision_links.decide(db, ANONYMOUS, f.SECRET_KEY, carols, comment="", form=None)
+    late = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, bobs)
+    assert isinstance(late.refusal, errors.AlreadyDecided)
+    assert late.approval.status is Status.APPROVED
+    assert set(late.people) == {people["alice"].id, carol.id}
+    with pytest.raises(errors.AlreadyDecided):
+        decision_links.decide(db, ANONYMOUS, f.SECRET_KEY, bobs, comment="", form=None)
+    assert len(approvals.get(db, f.CLI, approval.id).decisions) == 2

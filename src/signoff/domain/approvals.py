@@ -8,13 +8,14 @@ apply that inside one transaction with the approval row locked.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from signoff import errors
-from signoff.domain import policies, reminders
+from signoff.domain import policies, principals, reminders
 
 MAX_TITLE = 200
 MAX_BODY_BYTES = 64 * 1024
@@ -185,6 +186,34 @@ def outcome(status: Status, reason: Reason, last: Decision | None = None) -> dic
             "form": last.form,
         }
     return result
+
+
+def settled_by(approval: Approval, people: Mapping[str, principals.User]) -> str | None:
+    """Who or what settled ``approval``, in words for a page: the deciders whose verdict won
+    ("Alice Liddell and bob@example.com": by name when ``people`` has them by id, else by
+    email), "the deadline passing", ...; None while it is pending."""
+    if approval.is_pending:
+        return None
+    reason = (approval.outcome or {}).get("reason")
+    if reason != Reason.DECISION:
+        return _SETTLED_BY.get(str(reason), "signoff")
+    won = Verdict.APPROVE if approval.status is Status.APPROVED else Verdict.REJECT
+    names = [_name(d, people) for d in approval.decisions if d.verdict is won]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or (
+        "signoff"
+    )
+
+
+_SETTLED_BY = {
+    Reason.TIMEOUT.value: "the deadline passing",
+    Reason.HEARTBEAT.value: "the workflow's heartbeat stopping",
+    Reason.CANCELED.value: "its cancellation",
+}
+
+
+def _name(decision: Decision, people: Mapping[str, principals.User]) -> str:
+    person = people.get(decision.user_id)
+    return person.name if person and person.name else decision.user_email
 
 
 def readable_context(

@@ -200,7 +200,21 @@ def authenticate_session(
 ) -> tuple[accounts.Session, Principal] | None:
     """The live session a cookie's secret stands for, and who it acts as; None when the
     session ended, expired, went idle, or its user was disabled. The session may still owe a
-    second factor or an enrolment: callers check its ``stage`` before showing anything."""
+    second factor or an enrolment: callers check its ``stage`` before showing anything.
+    A page seen is activity: the session is marked seen, which keeps it from going idle."""
+    found = find_session(db, rules, token)
+    now = datetime.now(UTC)
+    if found is not None and now - found[0].last_seen_at > accounts.LAST_SEEN_RESOLUTION:
+        with db.write() as session:
+            store.touch_session(session, found[0].id, now)
+    return found
+
+
+def find_session(
+    db: Database, rules: Rules, token: str
+) -> tuple[accounts.Session, Principal] | None:
+    """``authenticate_session`` without marking the session seen, for what is no activity of
+    its own: an error page, which shows who is signed in but must not keep them signed in."""
     now = datetime.now(UTC)
     with db.read() as session:
         found = store.find_session(session, ids.digest(token))
@@ -209,11 +223,7 @@ def authenticate_session(
         signed_in, user = found
         if not signed_in.is_live(now, rules.idle) or not user.is_active:
             return None
-        team_ids = people.team_ids_of(session, user.id)
-    if now - signed_in.last_seen_at > accounts.LAST_SEEN_RESOLUTION:
-        with db.write() as session:
-            store.touch_session(session, signed_in.id, now)
-    return signed_in, Principal(user=user, team_ids=team_ids)
+        return signed_in, Principal(user=user, team_ids=people.team_ids_of(session, user.id))
 
 
 def sign_in_facts(db: Database, ctx: Context) -> dict[str, accounts.SignInFacts]:

@@ -6,7 +6,8 @@ stored for it. It expires at the deadline, and it is single-use because an appro
 once: a used link is one whose approver has decided.
 
 Opening a link (``open_link``) changes nothing; it says what the link would decide, or why it
-no longer can. Deciding (``decide``) checks the same again with the approval locked, then
+no longer can (used, settled, past the deadline), so the page can still show the approval and
+how it ended. Deciding (``decide``) checks the same again with the approval locked, then
 records the decision as any other (channel ``link``), audited as its approver's.
 
 The policy's ``link_requires_login`` says whether the link alone is enough or its approver
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from signoff import errors
 from signoff.domain import approvals, ids
-from signoff.domain.approvals import Approval, Channel, Reason, Status, Verdict
+from signoff.domain.approvals import Approval, Channel, Reason, Verdict
 from signoff.domain.principals import Context, Principal, User
 from signoff.services import approvals as approvals_service
 from signoff.store import approvals as store
@@ -34,21 +35,26 @@ from signoff.store.engine import Database
 
 @dataclass(frozen=True)
 class OpenLink:
-    """A link that may decide now: whose decision, on which approval, which way."""
+    """A genuine link of this visitor's: whose decision, on which approval, which way; and
+    ``refusal``, why it no longer decides (None while it does). ``people`` are the deciders
+    so far, by id, for a page to name them."""
 
     approval: Approval
     approver: User
     verdict: Verdict
     team_ids: frozenset[str]
+    people: dict[str, User]
+    refusal: errors.Conflict | errors.InvalidLink | None = None
 
 
 def open_link(
     db: Database, ctx: Context, secret_key: str, token: str, *, now: datetime | None = None
 ) -> OpenLink:
-    """What ``token`` would decide, for a page to show and ask to confirm. ``ctx`` is the
-    visitor: anonymous, or who they are signed in as."""
+    """What ``token`` would decide, for a page to show and ask to confirm, or why it no longer
+    can (``refusal``). ``ctx`` is the visitor: anonymous, or who they are signed in as. Raises
+    for a link that is not genuine or not this visitor's, or whose approver may not decide."""
     with db.read() as session:
-        return _usable(session, ctx, secret_key, token, now or datetime.now(UTC))
+        return _opened(session, ctx, secret_key, token, now or datetime.now(UTC))
 
 
 def decide(
@@ -65,7 +71,9 @@ def decide(
     approval settles when its policy is met, as with any decision."""
     now = now or datetime.now(UTC)
     with db.write() as session:
-        link = _usable(session, ctx, secret_key, token, now, for_update=True)
+        link = _opened(session, ctx, secret_key, token, now, for_update=True)
+        if link.refusal is not None:
+            raise link.refusal
         as_approver = Context(
             principal=Principal(user=link.approver, team_ids=link.team_ids),
             request_id=ctx.request_id,
@@ -86,7 +94,7 @@ def decide(
     return link.approval
 
 
-def _usable(
+def _opened(
     session: Session,
     ctx: Context,
     secret_key: str,
@@ -95,8 +103,9 @@ def _usable(
     *,
     for_update: bool = False,
 ) -> OpenLink:
-    """The link ``token`` stands for, or the first reason it cannot decide now: not genuine;
-    needs its approver signed in; decided; past the deadline; its approver may not decide."""
+    """The link ``token`` stands for, with why it no longer decides (decided, settled, past
+    the deadline); raises when it is not genuine, needs its approver signed in, or its
+    approver may not decide."""
     named = ids.decision_link_of(token)
     found = _approval(session, named.approval_id, for_update) if named else None
     approver = principals.find_user(session, named.user_id) if named and found else None
@@ -112,10 +121,12 @@ def _usable(
             "from your email again"
         )
     _check_visitor(ctx, found, approver)
-    _check_still_open(found, approver, now)
+    refusal = _why_closed(found, approver, now)
     team_ids = principals.team_ids_of(session, approver.id)
-    _check_may_decide(found, approver, team_ids)
-    return OpenLink(found, approver, Verdict(named.verdict), team_ids)
+    if refusal is None:
+        _check_may_decide(found, approver, team_ids)
+    people = {u.id: u for d in found.decisions if (u := principals.find_user(session, d.user_id))}
+    return OpenLink(found, approver, Verdict(named.verdict), team_ids, people, refusal)
 
 
 def _approval(session: Session, approval_id: str, for_update: bool) -> Approval | None:
@@ -136,10 +147,12 @@ def _check_visitor(ctx: Context, approval: Approval, approver: User) -> None:
         raise errors.Unauthenticated("this link needs you signed in to signoff")
 
 
-def _check_still_open(approval: Approval, approver: User, now: datetime) -> None:
+def _why_closed(
+    approval: Approval, approver: User, now: datetime
+) -> errors.Conflict | errors.InvalidLink | None:
     mine = next((d for d in approval.decisions if d.user_id == approver.id), None)
     if mine is not None:
-        raise errors.DuplicateDecision(
+        return errors.DuplicateDecision(
             f"already decided by you at {_when(mine.decided_at)}: you {_past(mine.verdict)} it",
             verdict=mine.verdict.value,
         )
@@ -148,13 +161,14 @@ def _check_still_open(approval: Approval, approver: User, now: datetime) -> None
         detail = f"this link expired at {_when(approval.deadline_at)}, the approval's deadline"
         if timed_out:
             detail += f"; nobody decided in time, so it was {approval.status.value}"
-        raise errors.InvalidLink(detail)
+        return errors.InvalidLink(detail)
     if not approval.is_pending:
-        raise errors.AlreadyDecided(
-            f"already decided: {_settlement(approval)}",
+        return errors.AlreadyDecided(
+            "this link can no longer decide it",
             approval_status=approval.status.value,
             outcome=approval.outcome,
         )
+    return None
 
 
 def _check_may_decide(approval: Approval, approver: User, team_ids: frozenset[str]) -> None:
@@ -167,18 +181,6 @@ def _check_may_decide(approval: Approval, approver: User, team_ids: frozenset[st
         )
     if approver.id == approval.requester_id and not approval.policy.requester_can_decide:
         raise errors.RequesterCannotDecide()
-
-
-def _settlement(approval: Approval) -> str:
-    """How a settled approval ended, in a few words: "approved by a@x and b@y at T"."""
-    when = _when(approval.settled_at) if approval.settled_at else "an earlier time"
-    if approval.status is Status.CANCELED:
-        return f"canceled at {when}"
-    if (approval.outcome or {}).get("reason") == Reason.HEARTBEAT:
-        return f"expired at {when}, as the workflow waiting for it stopped"
-    verdict = Verdict.APPROVE if approval.status is Status.APPROVED else Verdict.REJECT
-    deciders = [d.user_email for d in approval.decisions if d.verdict is verdict]
-    return f"{approval.status.value} by {' and '.join(deciders) or 'nobody'} at {when}"
 
 
 def _past(verdict: Verdict) -> str:

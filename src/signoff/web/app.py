@@ -119,8 +119,10 @@ async def _sign_in_first(_request: Request, exc: render.SignInRequired) -> Respo
     return render.sign_in_redirect(exc.next_url)
 
 
-def _html_error(request: Request, exc: errors.SignoffError) -> Response:
-    return render.error_page(request, request.app.state.runtime, exc)
+async def _html_error(request: Request, exc: errors.SignoffError) -> Response:
+    runtime = request.app.state.runtime
+    visitor = await render.error_visitor(request, runtime, exc)
+    return render.error_page(request, runtime, exc, visitor)
 
 
 class BodyLimitMiddleware:

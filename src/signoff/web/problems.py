@@ -7,7 +7,7 @@ status and code; request validation, unknown routes and the last-resort 500 get 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -39,7 +39,9 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 
 def install(
-    app: FastAPI, *, html_errors: Callable[[Request, errors.SignoffError], Response] | None = None
+    app: FastAPI,
+    *,
+    html_errors: Callable[[Request, errors.SignoffError], Awaitable[Response]] | None = None,
 ) -> None:
     """Answer errors as problem+json; with ``html_errors``, errors of pages a browser asked
     for (not under ``/v1/``) are rendered by it instead."""
@@ -95,7 +97,7 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
 async def _signoff_error(request: Request, exc: errors.SignoffError) -> Response:
     html_errors = request.app.state.html_errors
     if html_errors is not None and _is_page(request):
-        return cast(Response, html_errors(request, exc))
+        return cast(Response, await html_errors(request, exc))
     response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -127,7 +129,8 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     html_errors = request.app.state.html_errors
     if exc.status_code == 404 and html_errors is not None and _is_page(request):
         # A browser that followed a wrong link gets a page in the portal's style.
-        return cast(Response, html_errors(request, errors.NotFound("there is no page here")))
+        missing = errors.NotFound("there is no page here")
+        return cast(Response, await html_errors(request, missing))
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
     for name, value in (exc.headers or {}).items():

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from signoff import errors, schemas
-from signoff.domain import approvals, forms, policies
+from signoff.domain import approvals, forms
 from signoff.domain.approvals import Status, Verdict
 from signoff.services import approvals as approvals_service
 from signoff.services import inbox
@@ -168,8 +168,6 @@ def _render(
     just_decided: str | None = None,
 ) -> HTMLResponse:
     approval = shown.approval
-    approved = sum(1 for d in approval.decisions if d.verdict is Verdict.APPROVE)
-    rejected = len(approval.decisions) - approved
     return page(
         request,
         runtime,
@@ -178,9 +176,6 @@ def _render(
         status_code=status_code or (422 if problems else 200),
         shown=shown,
         approval=approval,
-        rules=policies.rules_in_words(approval.policy.rules_json()),
-        approved=approved,
-        rejected=rejected,
         fields=forms.fields_of(approval.policy.form),
         posted=posted,
         problems=problems,
@@ -188,23 +183,5 @@ def _render(
         late=late,
         just_decided=just_decided if just_decided in ("approve", "reject") else None,
         max_comment=forms.MAX_COMMENT,
-        settled_by=_settled_by(shown),
+        settled_by=approvals.settled_by(approval, shown.people),
     )
-
-
-def _settled_by(shown: inbox.ApprovalView) -> str | None:
-    """Who settled the approval, in words, once it is settled."""
-    approval = shown.approval
-    outcome = approval.outcome or {}
-    if approval.is_pending:
-        return None
-    reason = outcome.get("reason")
-    if reason == approvals.Reason.DECISION.value and approval.decisions:
-        last = approval.decisions[-1]
-        person = shown.people.get(last.user_id)
-        return person.name if person and person.name else last.user_email
-    return {
-        approvals.Reason.TIMEOUT.value: "the deadline passing",
-        approvals.Reason.HEARTBEAT.value: "the workflow's heartbeat stopping",
-        approvals.Reason.CANCELED.value: "its cancellation",
-    }.get(str(reason), "signoff")

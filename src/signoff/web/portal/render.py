@@ -7,6 +7,7 @@ requester or visitor typed is ever markup.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,14 +19,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from signoff import errors
-from signoff.domain import accounts
+from signoff.domain import accounts, policies
 from signoff.domain.principals import Context, Principal
 from signoff.services import accounts as accounts_service
 from signoff.web.deps import Runtime, RuntimeDep
 from signoff.web.portal import markup, security, timing
 
+log = logging.getLogger(__name__)
+
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 TEMPLATES.env.filters["markdown"] = markup.markdown
+TEMPLATES.env.filters["rules_in_words"] = policies.rules_in_words
 TEMPLATES.env.filters["time_left"] = timing.time_left
 TEMPLATES.env.filters["utc"] = timing.utc
 TEMPLATES.env.tests["web_link"] = markup.is_web_link
@@ -62,11 +66,35 @@ class SignInRequired(Exception):
 async def current_visitor(request: Request, runtime: RuntimeDep) -> Visitor:
     security.ensure_csrf_cookie(request)
     token = request.cookies.get(security.SESSION_COOKIE)
-    if not token:
+    found = None
+    if token:
+        found = await run_in_threadpool(
+            accounts_service.authenticate_session, runtime.db, runtime.rules, token
+        )
+    visitor = request.state.visitor = _visitor(token, found)
+    return visitor
+
+
+async def error_visitor(request: Request, runtime: Runtime, exc: errors.SignoffError) -> Visitor:
+    """Who sees the error page for ``exc``: the visitor the page's route already knew, else
+    whoever the session cookie names, read without marking the session seen; anonymous when
+    that fails or the error is the database's, since an error page must render whatever else
+    is broken."""
+    known: Visitor | None = getattr(request.state, "visitor", None)
+    token = request.cookies.get(security.SESSION_COOKIE)
+    if known is not None or not token or isinstance(exc, errors.StoreUnavailable):
+        return known or Visitor()
+    try:
+        found = await run_in_threadpool(
+            accounts_service.find_session, runtime.db, runtime.rules, token
+        )
+    except errors.SignoffError:
+        log.warning("error page shown without its visitor: the session lookup failed")
         return Visitor()
-    found = await run_in_threadpool(
-        accounts_service.authenticate_session, runtime.db, runtime.rules, token
-    )
+    return _visitor(token, found)
+
+
+def _visitor(token: str | None, found: tuple[accounts.Session, Principal] | None) -> Visitor:
     if found is None:
         return Visitor(token=token)
     session, principal = found
