@@ -331,6 +331,19 @@ def test_an_approver_who_left_the_team_or_was_disabled_is_told_so(
     assert "disabled" in disabled.text
 
 
+def test_a_disabled_approvers_link_shows_nothing_once_the_approval_is_settled(
+    admin, pipeline, mailbox, browser
+):
+    approval = create(pipeline, body="Secret numbers: 6.4%")
+    alices = links_to(mailbox, "alice@example.com")
+    pipeline.approvals.cancel(approval.id, reason="not needed")
+    admin.people.update_user("alice@example.com", is_active=False)
+    page = browser.get(alices["approve"])
+    assert page.status_code == 403
+    assert "disabled" in page.text
+    assert "Secret numbers" not in page.text
+
+
 def test_a_link_that_needs_login_sends_its_approver_to_sign_in_and_back(
     server, admin, pipeline, mailbox, browser
 ):

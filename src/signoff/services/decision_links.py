@@ -121,6 +121,8 @@ def _opened(
             "from your email again"
         )
     _check_visitor(ctx, found, approver)
+    if not approver.is_active:  # shows nothing, the request and its outcome included
+        raise errors.AccountDisabled("your signoff account is disabled")
     refusal = _why_closed(found, approver, now)
     team_ids = principals.team_ids_of(session, approver.id)
     if refusal is None:
@@ -173,8 +175,6 @@ def _why_closed(
 
 def _check_may_decide(approval: Approval, approver: User, team_ids: frozenset[str]) -> None:
     """What would stop the decision anyway, said before the approver writes a comment."""
-    if not approver.is_active:
-        raise errors.AccountDisabled("your signoff account is disabled")
     if not approvals.is_approver(approval, user_id=approver.id, team_ids=set(team_ids)):
         raise errors.NotAnApprover(
             "you are no longer an approver of this approval: you left the team it names"
