@@ -401,6 +401,24 @@ def test_a_channel_that_does_not_exist_keeps_failing_with_slacks_error(sdk, slac
     assert (failing.status, failing.last_error) == ("pending", "channel_not_found")
 
 
+def test_an_update_of_a_message_deleted_in_slack_is_dead_at_once(sdk, slack_api, server):
+    """No retry can bring a deleted message back: the update is a dead letter at its first
+    failure (visible to admins and on the approval), not retried for days."""
+    key = sdk.people.create_key(user="alice@example.com").key
+    approval = sdk.approvals.create(title="Deleted in Slack", approvers=["alice@example.com"])
+    [message] = slack_api.posted()
+    del slack_api.messages[(message.channel, message.ts)]  # someone deleted it in Slack
+    with signoff.Client(server.url, key) as alice:
+        alice.approvals.approve(approval.id)
+    query = select(DeliveryRow).where(DeliveryRow.target == f"{message.channel}/{message.ts}")
+    [update] = slack_api.wait_for(
+        lambda: [d for d in rows(server, query) if d.status == "dead"], "the dead update"
+    )
+    assert (update.attempts, update.last_error) == (1, "message_not_found")
+    time.sleep(0.3)  # several of the test's backoffs: nothing retries it
+    assert len(slack_api.calls_of("chat.update")) == 1
+
+
 @pytest.mark.parametrize("settings_overrides", [{"slack_api_url": REFUSING}], indirect=True)
 def test_a_slack_that_refuses_connections_is_retried_and_decisions_go_on(sdk, slack_api, server):
     key = sdk.people.create_key(user="alice@example.com").key

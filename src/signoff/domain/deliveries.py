@@ -154,6 +154,7 @@ class AttemptResult:
     latency_ms: int
     response_excerpt: str | None
     retry_after: float | None = None  # seconds the receiver asked us to wait (HTTP 429)
+    final: bool = False  # no retry can succeed (e.g. Slack's message_not_found): dead at once
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def _after(
 ) -> tuple[DeliveryStatus, datetime]:
     if result.ok:
         return DeliveryStatus.DELIVERED, now
-    if backoff.is_too_old(delivery.created_at, now):
+    if result.final or backoff.is_too_old(delivery.created_at, now):
         return DeliveryStatus.DEAD, now
     delay = backoff.next_delay(delivery.attempts)
     if result.retry_after is not None:  # the receiver said when: never sooner

@@ -41,6 +41,19 @@ from signoff.worker.senders import slack_blocks
 
 MAX_UPDATES = 5  # chat.update calls of one delivery, while the approval keeps changing
 NOT_CONFIGURED = "Slack is not configured (SIGNOFF_SLACK_BOT_TOKEN is unset)"
+# Slack's errors that no retry can mend: the message is gone or can no longer be edited, or
+# what we sent is malformed. Anything else (a channel the bot is not in yet, a revoked token,
+# an outage) may be fixed while the delivery is retried.
+FINAL_ERRORS = frozenset(
+    {
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_arguments",
+    }
+)
 _FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
 
@@ -188,6 +201,7 @@ def _api_failure(delivery: Delivery, started: float, exc: SlackApiError) -> Atte
         latency_ms=_millis_since(started),
         response_excerpt=json.dumps(data)[:1024] if data else None,
         retry_after=retry_after,
+        final=error in FINAL_ERRORS,
     )
 
 

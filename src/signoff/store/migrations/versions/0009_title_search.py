@@ -8,6 +8,9 @@ Create Date: 2026-11-26 01:00:00.000000
 
 from __future__ import annotations
 
+import sqlite3
+
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
@@ -51,8 +54,26 @@ POSTGRES_DOWNGRADE = ["DROP INDEX ix_approvals_title_trgm"]  # the extension may
 
 
 def upgrade() -> None:
+    if _is_sqlite():
+        _require_trigrams()
     for statement in SQLITE_UPGRADE if _is_sqlite() else POSTGRES_UPGRADE:
         op.execute(statement)
+
+
+def _require_trigrams() -> None:
+    """FTS5's trigram tokenizer came with SQLite 3.34 (2020); say so rather than fail on a
+    bare SQL error where Python links an older SQLite or one built without FTS5."""
+    try:
+        op.execute(
+            "CREATE VIRTUAL TABLE temp.signoff_trigram_check USING fts5(x, tokenize=trigram)"
+        )
+        op.execute("DROP TABLE temp.signoff_trigram_check")
+    except sa.exc.OperationalError as exc:
+        version = sqlite3.sqlite_version
+        raise RuntimeError(
+            f"signoff needs SQLite 3.34 or newer with FTS5 (the trigram tokenizer); this Python "
+            f"uses SQLite {version}: {exc.orig}"
+        ) from exc
 
 
 def downgrade() -> None:
