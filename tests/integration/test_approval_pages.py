@@ -359,6 +359,16 @@ def test_a_wrong_address_is_a_page_in_the_portals_style_and_the_api_keeps_proble
     assert api.headers["content-type"] == "application/problem+json"
 
 
+def test_a_query_the_page_refuses_is_a_page_naming_the_field_not_problem_json(dana):
+    page = dana.get("/approvals", params={"q": "x" * 201})
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "q: String should have at most 200 characters" in html.unescape(page.text)
+    assert "Sign out" in page.text  # the signed-in navigation, as on any error page
+    api = dana.get("/v1/approvals", params={"limit": "many"}, headers={"accept": "text/html"})
+    assert api.headers["content-type"] == "application/problem+json"
+
+
 def test_an_error_page_keeps_the_navigation_of_whoever_is_signed_in(server, admin, pipeline, dana):
     hidden = create(pipeline, approvers=["pipeline@example.com"])
     for path in ("/no/such/page", f"/approvals/{hidden.id}"):

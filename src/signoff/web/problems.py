@@ -110,7 +110,7 @@ def _is_page(request: Request) -> bool:
     )
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     fields = [
         {
             # A body that is not JSON has no field; its loc ends in a character offset.
@@ -122,6 +122,9 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
         for error in exc.errors()
     ]
     detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
+    html_errors = request.app.state.html_errors
+    if html_errors is not None and _is_page(request):
+        return cast(Response, await html_errors(request, errors.InvalidInput(detail)))
     return problem(422, errors.InvalidInput.code, errors.InvalidInput.title, detail, errors=fields)
 
 
