@@ -19,9 +19,8 @@ import asyncio
 import builtins
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -29,11 +28,16 @@ from pydantic import PrivateAttr
 
 from signoff import errors, schemas
 from signoff.__about__ import __version__
-
-T = TypeVar("T")
-RETRY_STATUSES = frozenset({502, 503, 504})
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
-DEFAULT_WAIT_POLL = 60.0
+from signoff.client._calls import (
+    DEFAULT_WAIT_POLL,
+    RETRY_DELAYS,
+    Call,
+    T,
+    model,
+    models,
+    result,
+    should_retry,
+)
 
 
 class Approval(schemas.ApprovalPublic):
@@ -67,17 +71,6 @@ class Approval(schemas.ApprovalPublic):
         return self._sync().approvals.heartbeat(self.id)
 
 
-@dataclass
-class _Call(Generic[T]):
-    method: str
-    path: str
-    parse: Callable[[Any], T]
-    params: dict[str, Any] | None = None
-    json: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    retry: bool = False
-
-
 def _approval(data: Any) -> Approval:
     return Approval.model_validate(data)
 
@@ -105,7 +98,7 @@ class _ApprovalCalls:
         idempotency_key: str | None,
         reminders: builtins.list[int | str] | None = None,
         escalation: schemas.EscalationSpec | dict[str, Any] | None = None,
-    ) -> _Call[Approval]:
+    ) -> Call[Approval]:
         spec = schemas.ApprovalCreate.model_validate(
             {
                 "title": title,
@@ -123,7 +116,7 @@ class _ApprovalCalls:
             }
         )
         key = idempotency_key or str(uuid.uuid4())
-        return _Call(
+        return Call(
             "POST",
             "/v1/approvals",
             _approval,
@@ -133,8 +126,8 @@ class _ApprovalCalls:
         )
 
     @staticmethod
-    def get(approval_id: str) -> _Call[Approval]:
-        return _Call("GET", f"/v1/approvals/{approval_id}", _approval, retry=True)
+    def get(approval_id: str) -> Call[Approval]:
+        return Call("GET", f"/v1/approvals/{approval_id}", _approval, retry=True)
 
     @staticmethod
     def list(
@@ -144,20 +137,20 @@ class _ApprovalCalls:
         decidable: bool,
         cursor: str | None,
         limit: int,
-    ) -> _Call[schemas.Page[Approval]]:
+    ) -> Call[schemas.Page[Approval]]:
         given = {"status": status, "label": label, "requester": requester, "cursor": cursor}
         params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         params |= {"limit": limit} | ({"decidable": "true"} if decidable else {})
-        return _Call("GET", "/v1/approvals", _approval_page, params=params, retry=True)
+        return Call("GET", "/v1/approvals", _approval_page, params=params, retry=True)
 
     @staticmethod
     def decide(
         approval_id: str, verdict: str, comment: str, form: dict[str, Any] | None, channel: str
-    ) -> _Call[Approval]:
+    ) -> Call[Approval]:
         spec = schemas.DecisionCreate.model_validate(
             {"verdict": verdict, "comment": comment, "form": form, "channel": channel}
         )
-        return _Call(
+        return Call(
             "POST",
             f"/v1/approvals/{approval_id}/decisions",
             _approval,
@@ -165,30 +158,30 @@ class _ApprovalCalls:
         )
 
     @staticmethod
-    def cancel(approval_id: str, reason: str) -> _Call[Approval]:
-        return _Call(
+    def cancel(approval_id: str, reason: str) -> Call[Approval]:
+        return Call(
             "POST", f"/v1/approvals/{approval_id}/cancel", _approval, json={"reason": reason}
         )
 
     @staticmethod
-    def heartbeat(approval_id: str) -> _Call[Approval]:
-        return _Call("POST", f"/v1/approvals/{approval_id}/heartbeat", _approval)
+    def heartbeat(approval_id: str) -> Call[Approval]:
+        return Call("POST", f"/v1/approvals/{approval_id}/heartbeat", _approval)
 
     @staticmethod
     def deliveries(
         approval_id: str, purpose: str | None
-    ) -> _Call[builtins.list[schemas.DeliveryPublic]]:
-        return _Call(
+    ) -> Call[builtins.list[schemas.DeliveryPublic]]:
+        return Call(
             "GET",
             f"/v1/approvals/{approval_id}/deliveries",
-            _models(schemas.DeliveryPublic),
+            models(schemas.DeliveryPublic),
             params={} if purpose is None else {"purpose": purpose},
             retry=True,
         )
 
     @staticmethod
-    def wait_once(approval_id: str, seconds: float) -> _Call[Approval]:
-        return _Call(
+    def wait_once(approval_id: str, seconds: float) -> Call[Approval]:
+        return Call(
             "GET",
             f"/v1/approvals/{approval_id}/wait",
             _approval,
@@ -197,102 +190,94 @@ class _ApprovalCalls:
         )
 
 
-def _model(cls: type[Any]) -> Callable[[Any], Any]:
-    return cls.model_validate  # type: ignore[no-any-return]
-
-
-def _models(cls: type[Any]) -> Callable[[Any], Any]:
-    return lambda data: [cls.model_validate(item) for item in data]
-
-
 class _PeopleCalls:
     @staticmethod
-    def create_user(email: str, name: str, role: str, kind: str) -> _Call[schemas.UserPublic]:
+    def create_user(email: str, name: str, role: str, kind: str) -> Call[schemas.UserPublic]:
         spec = schemas.UserCreate.model_validate(
             {"email": email, "name": name, "role": role, "kind": kind}
         )
-        return _Call("POST", "/v1/users", _model(schemas.UserPublic), json=spec.model_dump())
+        return Call("POST", "/v1/users", model(schemas.UserPublic), json=spec.model_dump())
 
     @staticmethod
-    def list_users() -> _Call[list[schemas.UserPublic]]:
-        return _Call("GET", "/v1/users", _models(schemas.UserPublic), retry=True)
+    def list_users() -> Call[list[schemas.UserPublic]]:
+        return Call("GET", "/v1/users", models(schemas.UserPublic), retry=True)
 
     @staticmethod
-    def me() -> _Call[schemas.UserPublic]:
-        return _Call("GET", "/v1/users/me", _model(schemas.UserPublic), retry=True)
+    def me() -> Call[schemas.UserPublic]:
+        return Call("GET", "/v1/users/me", model(schemas.UserPublic), retry=True)
 
     @staticmethod
-    def update_user(user: str, changes: dict[str, Any]) -> _Call[schemas.UserPublic]:
+    def update_user(user: str, changes: dict[str, Any]) -> Call[schemas.UserPublic]:
         spec = schemas.UserUpdate.model_validate(changes)
         body = spec.model_dump(exclude_none=True)
-        return _Call("PATCH", f"/v1/users/{user}", _model(schemas.UserPublic), json=body)
+        return Call("PATCH", f"/v1/users/{user}", model(schemas.UserPublic), json=body)
 
     @staticmethod
-    def unlink_oidc(user: str) -> _Call[None]:
-        return _Call("DELETE", f"/v1/users/{quote(user, safe='@')}/oidc", lambda _body: None)
+    def unlink_oidc(user: str) -> Call[None]:
+        return Call("DELETE", f"/v1/users/{quote(user, safe='@')}/oidc", lambda _body: None)
 
     @staticmethod
-    def slack_links(user: str) -> _Call[list[schemas.SlackLinkPublic]]:
+    def slack_links(user: str) -> Call[list[schemas.SlackLinkPublic]]:
         path = f"/v1/users/{quote(user, safe='@')}/slack"
-        return _Call("GET", path, _models(schemas.SlackLinkPublic), retry=True)
+        return Call("GET", path, models(schemas.SlackLinkPublic), retry=True)
 
     @staticmethod
-    def link_slack_user(user: str, slack_user_id: str) -> _Call[list[schemas.SlackLinkPublic]]:
+    def link_slack_user(user: str, slack_user_id: str) -> Call[list[schemas.SlackLinkPublic]]:
         spec = schemas.SlackLinkUpdate.model_validate({"slack_user_id": slack_user_id})
         path = f"/v1/users/{quote(user, safe='@')}/slack"
-        return _Call("PUT", path, _models(schemas.SlackLinkPublic), json=spec.model_dump())
+        return Call("PUT", path, models(schemas.SlackLinkPublic), json=spec.model_dump())
 
     @staticmethod
-    def unlink_slack_users(user: str) -> _Call[None]:
-        return _Call("DELETE", f"/v1/users/{quote(user, safe='@')}/slack", lambda _body: None)
+    def unlink_slack_users(user: str) -> Call[None]:
+        return Call("DELETE", f"/v1/users/{quote(user, safe='@')}/slack", lambda _body: None)
 
     @staticmethod
-    def invite(email: str, teams: list[str], role: str) -> _Call[schemas.InvitationSent]:
+    def invite(email: str, teams: list[str], role: str) -> Call[schemas.InvitationSent]:
         spec = schemas.InvitationCreate.model_validate(
             {"email": email, "teams": teams, "role": role}
         )
-        return _Call(
-            "POST", "/v1/invitations", _model(schemas.InvitationSent), json=spec.model_dump()
+        return Call(
+            "POST", "/v1/invitations", model(schemas.InvitationSent), json=spec.model_dump()
         )
 
     @staticmethod
-    def list_invitations() -> _Call[list[schemas.InvitationPublic]]:
-        return _Call("GET", "/v1/invitations", _models(schemas.InvitationPublic), retry=True)
+    def list_invitations() -> Call[list[schemas.InvitationPublic]]:
+        return Call("GET", "/v1/invitations", models(schemas.InvitationPublic), retry=True)
 
     @staticmethod
-    def resend_invitation(invitation_id: str) -> _Call[schemas.InvitationSent]:
-        return _Call(
-            "POST", f"/v1/invitations/{invitation_id}/resend", _model(schemas.InvitationSent)
+    def resend_invitation(invitation_id: str) -> Call[schemas.InvitationSent]:
+        return Call(
+            "POST", f"/v1/invitations/{invitation_id}/resend", model(schemas.InvitationSent)
         )
 
     @staticmethod
-    def revoke_invitation(invitation_id: str) -> _Call[schemas.InvitationPublic]:
-        return _Call(
-            "POST", f"/v1/invitations/{invitation_id}/revoke", _model(schemas.InvitationPublic)
+    def revoke_invitation(invitation_id: str) -> Call[schemas.InvitationPublic]:
+        return Call(
+            "POST", f"/v1/invitations/{invitation_id}/revoke", model(schemas.InvitationPublic)
         )
 
     @staticmethod
-    def create_team(name: str) -> _Call[schemas.TeamPublic]:
-        return _Call("POST", "/v1/teams", _model(schemas.TeamPublic), json={"name": name})
+    def create_team(name: str) -> Call[schemas.TeamPublic]:
+        return Call("POST", "/v1/teams", model(schemas.TeamPublic), json={"name": name})
 
     @staticmethod
-    def list_teams() -> _Call[list[schemas.TeamPublic]]:
-        return _Call("GET", "/v1/teams", _models(schemas.TeamPublic), retry=True)
+    def list_teams() -> Call[list[schemas.TeamPublic]]:
+        return Call("GET", "/v1/teams", models(schemas.TeamPublic), retry=True)
 
     @staticmethod
-    def add_member(team: str, user: str) -> _Call[schemas.TeamPublic]:
-        return _Call(
-            "POST", f"/v1/teams/{team}/members", _model(schemas.TeamPublic), json={"user": user}
+    def add_member(team: str, user: str) -> Call[schemas.TeamPublic]:
+        return Call(
+            "POST", f"/v1/teams/{team}/members", model(schemas.TeamPublic), json={"user": user}
         )
 
     @staticmethod
-    def remove_member(team: str, user: str) -> _Call[schemas.TeamPublic]:
+    def remove_member(team: str, user: str) -> Call[schemas.TeamPublic]:
         path = f"/v1/teams/{quote(team, safe='')}/members/{quote(user, safe='@')}"
-        return _Call("DELETE", path, _model(schemas.TeamPublic))
+        return Call("DELETE", path, model(schemas.TeamPublic))
 
     @staticmethod
-    def delete_team(team: str) -> _Call[None]:
-        return _Call("DELETE", f"/v1/teams/{quote(team, safe='')}", lambda _body: None)
+    def delete_team(team: str) -> Call[None]:
+        return Call("DELETE", f"/v1/teams/{quote(team, safe='')}", lambda _body: None)
 
     @staticmethod
     def create_key(
@@ -300,73 +285,73 @@ class _PeopleCalls:
         name: str,
         scopes: list[schemas.ScopeName] | None,
         expires_in: int | str | None,
-    ) -> _Call[schemas.ApiKeyCreated]:
+    ) -> Call[schemas.ApiKeyCreated]:
         spec = schemas.ApiKeyCreate(user=user, name=name, scopes=scopes, expires_in=expires_in)
         body = spec.model_dump(exclude_none=True)
-        return _Call("POST", "/v1/api-keys", _model(schemas.ApiKeyCreated), json=body)
+        return Call("POST", "/v1/api-keys", model(schemas.ApiKeyCreated), json=body)
 
     @staticmethod
-    def list_keys() -> _Call[list[schemas.ApiKeyPublic]]:
-        return _Call("GET", "/v1/api-keys", _models(schemas.ApiKeyPublic), retry=True)
+    def list_keys() -> Call[list[schemas.ApiKeyPublic]]:
+        return Call("GET", "/v1/api-keys", models(schemas.ApiKeyPublic), retry=True)
 
     @staticmethod
-    def revoke_key(key_id: str) -> _Call[schemas.ApiKeyPublic]:
-        return _Call("POST", f"/v1/api-keys/{key_id}/revoke", _model(schemas.ApiKeyPublic))
+    def revoke_key(key_id: str) -> Call[schemas.ApiKeyPublic]:
+        return Call("POST", f"/v1/api-keys/{key_id}/revoke", model(schemas.ApiKeyPublic))
 
     @staticmethod
     def audit(
         object_id: str | None, action: str | None, cursor: str | None, limit: int
-    ) -> _Call[schemas.Page[schemas.AuditEntryPublic]]:
+    ) -> Call[schemas.Page[schemas.AuditEntryPublic]]:
         params = {"object_id": object_id, "action": action, "cursor": cursor, "limit": limit}
-        return _Call(
+        return Call(
             "GET",
             "/v1/audit",
-            _model(schemas.Page[schemas.AuditEntryPublic]),
+            model(schemas.Page[schemas.AuditEntryPublic]),
             params={k: v for k, v in params.items() if v is not None},
             retry=True,
         )
 
     @staticmethod
-    def verify_audit() -> _Call[schemas.AuditVerification]:
-        return _Call("GET", "/v1/audit/verify", _model(schemas.AuditVerification))
+    def verify_audit() -> Call[schemas.AuditVerification]:
+        return Call("GET", "/v1/audit/verify", model(schemas.AuditVerification))
 
     @staticmethod
-    def webhook_secret() -> _Call[schemas.WebhookSecret]:
-        return _Call("GET", "/v1/webhook-secret", _model(schemas.WebhookSecret), retry=True)
+    def webhook_secret() -> Call[schemas.WebhookSecret]:
+        return Call("GET", "/v1/webhook-secret", model(schemas.WebhookSecret), retry=True)
 
 
 class _PolicyCalls:
     @staticmethod
-    def create(name: str, fields: dict[str, Any]) -> _Call[schemas.PolicyPublic]:
+    def create(name: str, fields: dict[str, Any]) -> Call[schemas.PolicyPublic]:
         spec = schemas.PolicyCreate.model_validate({"name": name} | fields)
         body = spec.model_dump(mode="json", exclude_none=True)
-        return _Call("POST", "/v1/policies", _model(schemas.PolicyPublic), json=body)
+        return Call("POST", "/v1/policies", model(schemas.PolicyPublic), json=body)
 
     @staticmethod
-    def replace(name: str, fields: dict[str, Any]) -> _Call[schemas.PolicyPublic]:
+    def replace(name: str, fields: dict[str, Any]) -> Call[schemas.PolicyPublic]:
         body = schemas.PolicyReplace.model_validate(fields).model_dump(
             mode="json", exclude_none=True
         )
-        return _Call("PUT", _policy_path(name), _model(schemas.PolicyPublic), json=body)
+        return Call("PUT", _policy_path(name), model(schemas.PolicyPublic), json=body)
 
     @staticmethod
-    def get(name: str) -> _Call[schemas.PolicyPublic]:
-        return _Call("GET", _policy_path(name), _model(schemas.PolicyPublic), retry=True)
+    def get(name: str) -> Call[schemas.PolicyPublic]:
+        return Call("GET", _policy_path(name), model(schemas.PolicyPublic), retry=True)
 
     @staticmethod
-    def list(cursor: str | None, limit: int) -> _Call[schemas.Page[schemas.PolicyPublic]]:
+    def list(cursor: str | None, limit: int) -> Call[schemas.Page[schemas.PolicyPublic]]:
         params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
-        return _Call(
+        return Call(
             "GET",
             "/v1/policies",
-            _model(schemas.Page[schemas.PolicyPublic]),
+            model(schemas.Page[schemas.PolicyPublic]),
             params=params,
             retry=True,
         )
 
     @staticmethod
-    def delete(name: str) -> _Call[None]:
-        return _Call("DELETE", _policy_path(name), lambda _body: None)
+    def delete(name: str) -> Call[None]:
+        return Call("DELETE", _policy_path(name), lambda _body: None)
 
 
 class _DeliveryCalls:
@@ -378,7 +363,7 @@ class _DeliveryCalls:
         subject: str | None,
         cursor: str | None,
         limit: int,
-    ) -> _Call[schemas.Page[schemas.DeliveryPublic]]:
+    ) -> Call[schemas.Page[schemas.DeliveryPublic]]:
         given = {
             "status": status,
             "target_kind": target_kind,
@@ -387,32 +372,32 @@ class _DeliveryCalls:
             "cursor": cursor,
         }
         params = {k: v for k, v in given.items() if v is not None} | {"limit": limit}
-        return _Call(
+        return Call(
             "GET",
             "/v1/deliveries",
-            _model(schemas.Page[schemas.DeliveryPublic]),
+            model(schemas.Page[schemas.DeliveryPublic]),
             params=params,
             retry=True,
         )
 
     @staticmethod
-    def get(delivery_id: str) -> _Call[schemas.DeliveryDetail]:
+    def get(delivery_id: str) -> Call[schemas.DeliveryDetail]:
         path = f"/v1/deliveries/{quote(delivery_id, safe='')}"
-        return _Call("GET", path, _model(schemas.DeliveryDetail), retry=True)
+        return Call("GET", path, model(schemas.DeliveryDetail), retry=True)
 
     @staticmethod
-    def redrive(delivery_id: str) -> _Call[schemas.DeliveryPublic]:
+    def redrive(delivery_id: str) -> Call[schemas.DeliveryPublic]:
         path = f"/v1/deliveries/{quote(delivery_id, safe='')}/redrive"
-        return _Call("POST", path, _model(schemas.DeliveryPublic))
+        return Call("POST", path, model(schemas.DeliveryPublic))
 
     @staticmethod
     def redrive_all(
         target_kind: str | None, event_type: str | None, subject: str | None
-    ) -> _Call[int]:
+    ) -> Call[int]:
         spec = schemas.DeliveryRedrive.model_validate(
             {"target_kind": target_kind, "event_type": event_type, "subject": subject}
         )
-        return _Call(
+        return Call(
             "POST",
             "/v1/deliveries/redrive",
             lambda data: schemas.DeliveriesRedriven.model_validate(data).redriven,
@@ -426,44 +411,40 @@ def _policy_path(name: str) -> str:
 
 class _SubscriptionCalls:
     @staticmethod
-    def create(name: str, fields: dict[str, Any]) -> _Call[schemas.SubscriptionPublic]:
+    def create(name: str, fields: dict[str, Any]) -> Call[schemas.SubscriptionPublic]:
         spec = schemas.SubscriptionCreate.model_validate({"name": name} | fields)
         body = spec.model_dump(mode="json")
-        return _Call("POST", "/v1/subscriptions", _model(schemas.SubscriptionPublic), json=body)
+        return Call("POST", "/v1/subscriptions", model(schemas.SubscriptionPublic), json=body)
 
     @staticmethod
-    def replace(name: str, fields: dict[str, Any]) -> _Call[schemas.SubscriptionPublic]:
+    def replace(name: str, fields: dict[str, Any]) -> Call[schemas.SubscriptionPublic]:
         body = schemas.SubscriptionReplace.model_validate(fields).model_dump(mode="json")
-        return _Call("PUT", _subscription_path(name), _model(schemas.SubscriptionPublic), json=body)
+        return Call("PUT", _subscription_path(name), model(schemas.SubscriptionPublic), json=body)
 
     @staticmethod
-    def update(name: str, fields: dict[str, Any]) -> _Call[schemas.SubscriptionPublic]:
+    def update(name: str, fields: dict[str, Any]) -> Call[schemas.SubscriptionPublic]:
         spec = schemas.SubscriptionUpdate.model_validate(fields)
         body = spec.model_dump(mode="json", exclude_none=True)
-        return _Call(
-            "PATCH", _subscription_path(name), _model(schemas.SubscriptionPublic), json=body
-        )
+        return Call("PATCH", _subscription_path(name), model(schemas.SubscriptionPublic), json=body)
 
     @staticmethod
-    def get(name: str) -> _Call[schemas.SubscriptionPublic]:
-        return _Call(
-            "GET", _subscription_path(name), _model(schemas.SubscriptionPublic), retry=True
-        )
+    def get(name: str) -> Call[schemas.SubscriptionPublic]:
+        return Call("GET", _subscription_path(name), model(schemas.SubscriptionPublic), retry=True)
 
     @staticmethod
-    def list(cursor: str | None, limit: int) -> _Call[schemas.Page[schemas.SubscriptionPublic]]:
+    def list(cursor: str | None, limit: int) -> Call[schemas.Page[schemas.SubscriptionPublic]]:
         params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
-        return _Call(
+        return Call(
             "GET",
             "/v1/subscriptions",
-            _model(schemas.Page[schemas.SubscriptionPublic]),
+            model(schemas.Page[schemas.SubscriptionPublic]),
             params=params,
             retry=True,
         )
 
     @staticmethod
-    def delete(name: str) -> _Call[None]:
-        return _Call("DELETE", _subscription_path(name), lambda _body: None)
+    def delete(name: str) -> Call[None]:
+        return Call("DELETE", _subscription_path(name), lambda _body: None)
 
 
 def _subscription_path(name: str) -> str:
@@ -475,22 +456,6 @@ def _headers(api_key: str | None) -> dict[str, str]:
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     return headers
-
-
-def _result(call: _Call[T], response: httpx.Response) -> T:
-    if response.is_success:
-        return call.parse(response.json() if response.content else None)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"detail": response.text[:500] or response.reason_phrase}
-    raise errors.from_problem(response.status_code, body if isinstance(body, dict) else {})
-
-
-def _should_retry(call: _Call[Any], attempt: int, response: httpx.Response | None) -> bool:
-    if not call.retry or attempt >= len(RETRY_DELAYS):
-        return False
-    return response is None or response.status_code in RETRY_STATUSES
 
 
 def _remaining(deadline: float | None) -> float:
@@ -529,7 +494,7 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, call: _Call[T]) -> T:
+    def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
@@ -537,11 +502,11 @@ class Client:
                     call.method, call.path, params=call.params, json=call.json, headers=call.headers
                 )
             except httpx.TransportError as exc:
-                if not _should_retry(call, attempt, None):
+                if not should_retry(call, attempt, None):
                     raise errors.ServerUnreachable(f"{type(exc).__name__}: {exc}") from exc
                 response = None
-            if response is not None and not _should_retry(call, attempt, response):
-                return _result(call, response)
+            if response is not None and not should_retry(call, attempt, response):
+                return result(call, response)
             time.sleep(RETRY_DELAYS[attempt])
             attempt += 1
 
@@ -1020,7 +985,7 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, call: _Call[T]) -> T:
+    async def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
@@ -1028,11 +993,11 @@ class AsyncClient:
                     call.method, call.path, params=call.params, json=call.json, headers=call.headers
                 )
             except httpx.TransportError as exc:
-                if not _should_retry(call, attempt, None):
+                if not should_retry(call, attempt, None):
                     raise errors.ServerUnreachable(f"{type(exc).__name__}: {exc}") from exc
                 response = None
-            if response is not None and not _should_retry(call, attempt, response):
-                return _result(call, response)
+            if response is not None and not should_retry(call, attempt, response):
+                return result(call, response)
             await asyncio.sleep(RETRY_DELAYS[attempt])
             attempt += 1
 
