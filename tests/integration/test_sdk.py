@@ -131,6 +131,7 @@ def test_sync_and_async_clients_offer_the_same_method_names():
     assert public(signoff.client.People) == public(signoff.client.AsyncPeople)
     assert public(signoff.client.Policies) == public(signoff.client.AsyncPolicies)
     assert public(signoff.client.Deliveries) == public(signoff.client.AsyncDeliveries)
+    assert public(signoff.client.Subscriptions) == public(signoff.client.AsyncSubscriptions)
 
 
 def test_the_sdk_surface_is_sorted_and_importable():
