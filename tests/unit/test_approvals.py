@@ -13,7 +13,7 @@ from signoff.domain import approvals as domain
 from signoff.domain import ids
 from signoff.domain.approvals import Status
 from signoff.domain.principals import Context, Principal, Role, UserKind, system_context
-from signoff.services import approvals, policies, principals
+from signoff.services import approval_settlement, approvals, policies, principals
 from signoff.store import outbox
 from signoff.store.engine import Database
 from tests import factories as f
@@ -35,7 +35,7 @@ def people(db: Database) -> dict[str, object]:
 
 def decide(db: Database, who: object, approval_id: str, verdict: str = "approve", **extra: object):
     spec = schemas.DecisionCreate.model_validate({"verdict": verdict, **extra})
-    return approvals.decide(db, f.context(db, who), approval_id, spec)  # type: ignore[arg-type]
+    return approval_settlement.decide(db, f.context(db, who), approval_id, spec)  # type: ignore[arg-type]
 
 
 def test_create_returns_a_pending_approval_and_a_working_task_token(db, people):
@@ -225,9 +225,9 @@ def test_settled_by_names_whoever_settled_it_by_name_where_known(db, people):
 
 def test_settled_by_says_what_settled_it_without_a_decision(db, people):
     timed_out = f.create(db, people["pipeline"], timeout="1h").approval
-    approvals.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(hours=2))
+    approval_settlement.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(hours=2))
     canceled = f.create(db, people["pipeline"]).approval
-    approvals.cancel(db, f.context(db, people["pipeline"]), canceled.id)
+    approval_settlement.cancel(db, f.context(db, people["pipeline"]), canceled.id)
     pipeline = f.context(db, people["pipeline"])
     assert [
         domain.settled_by(approvals.get(db, pipeline, shown.id), {})
@@ -241,8 +241,14 @@ def test_settled_by_says_what_settled_it_without_a_decision(db, people):
 )
 def test_the_deadline_applies_the_on_timeout_outcome(db, people, on_timeout, status):
     approval = f.create(db, people["pipeline"], timeout="1h", on_timeout=on_timeout).approval
-    assert approvals.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(minutes=59)) == 0
-    assert approvals.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(minutes=61)) == 1
+    assert (
+        approval_settlement.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(minutes=59))
+        == 0
+    )
+    assert (
+        approval_settlement.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(minutes=61))
+        == 1
+    )
     settled = approvals.get(db, f.context(db, people["pipeline"]), approval.id)
     assert settled.status is status
     assert settled.outcome == {"status": status.value, "reason": "timeout"}
@@ -251,7 +257,7 @@ def test_the_deadline_applies_the_on_timeout_outcome(db, people, on_timeout, sta
 def test_a_stopped_heartbeat_expires_the_approval(db, people):
     approval = f.create(db, people["pipeline"], heartbeat_timeout="10m").approval
     later = datetime.now(UTC) + timedelta(minutes=11)
-    assert approvals.expire_due(db, SCHEDULER, now=later) == 1
+    assert approval_settlement.expire_due(db, SCHEDULER, now=later) == 1
     settled = approvals.get(db, f.context(db, people["pipeline"]), approval.id)
     assert settled.outcome == {"status": "expired", "reason": "heartbeat"}
 
@@ -259,30 +265,33 @@ def test_a_stopped_heartbeat_expires_the_approval(db, people):
 def test_a_heartbeat_pushes_the_heartbeat_deadline(db, people):
     created = f.create(db, people["pipeline"], heartbeat_timeout="10m")
     token_ctx = Context(principal=Principal(approval_id=created.approval.id))
-    beat = approvals.heartbeat(db, token_ctx, created.approval.id)
+    beat = approval_settlement.heartbeat(db, token_ctx, created.approval.id)
     assert beat.heartbeat_deadline_at > created.approval.heartbeat_deadline_at
 
 
 def test_the_scheduler_leaves_decided_approvals_alone(db, people):
     approval = f.create(db, people["pipeline"], timeout="1h").approval
     decide(db, people["alice"], approval.id)
-    assert approvals.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(hours=2)) == 0
+    assert (
+        approval_settlement.expire_due(db, SCHEDULER, now=datetime.now(UTC) + timedelta(hours=2))
+        == 0
+    )
 
 
 def test_cancel_by_the_token_settles_as_canceled_and_blocks_decisions(db, people):
     created = f.create(db, people["pipeline"])
     token_ctx = Context(principal=Principal(approval_id=created.approval.id))
-    assert approvals.cancel(db, token_ctx, created.approval.id).status is Status.CANCELED
+    assert approval_settlement.cancel(db, token_ctx, created.approval.id).status is Status.CANCELED
     with pytest.raises(errors.AlreadyDecided):
         decide(db, people["alice"], created.approval.id)
     with pytest.raises(errors.AlreadySettled):
-        approvals.cancel(db, token_ctx, created.approval.id)
+        approval_settlement.cancel(db, token_ctx, created.approval.id)
 
 
 def test_others_cannot_cancel(db, people):
     approval = f.create(db, people["pipeline"]).approval
     with pytest.raises(errors.PermissionDenied):
-        approvals.cancel(db, f.context(db, people["alice"]), approval.id)
+        approval_settlement.cancel(db, f.context(db, people["alice"]), approval.id)
 
 
 def test_a_task_token_opens_only_its_own_approval_and_cannot_decide(db, people):
@@ -293,7 +302,7 @@ def test_a_task_token_opens_only_its_own_approval_and_cannot_decide(db, people):
     with pytest.raises(errors.ApprovalNotFound):
         approvals.get(db, token_ctx, second.approval.id)
     with pytest.raises(errors.PermissionDenied):
-        approvals.decide(
+        approval_settlement.decide(
             db, token_ctx, first.approval.id, schemas.DecisionCreate(verdict="approve")
         )
 

@@ -13,7 +13,15 @@ import pytest
 from signoff import errors
 from signoff.domain import config as files
 from signoff.domain.principals import Role
-from signoff.services import audit, config, invitations, policies, principals, subscriptions
+from signoff.services import (
+    audit,
+    config,
+    config_plan,
+    invitations,
+    policies,
+    principals,
+    subscriptions,
+)
 from tests import factories
 from tests.factories import CLI, SECRET_KEY
 
@@ -53,7 +61,7 @@ def apply(db, text: str, **environ: str):
     )
 
 
-def lines_of(planned: config.Plan) -> list[str]:
+def lines_of(planned: config_plan.Plan) -> list[str]:
     return [str(change) for change in planned.changes]
 
 
@@ -232,7 +240,7 @@ def test_only_admins_plan(db):
 
 def test_apply_never_turns_back_on_someone_an_admin_disabled(db):
     apply(db, THREE_TEAMS)
-    account = config.service_account_email("nightly-etl")
+    account = config_plan.service_account_email("nightly-etl")
     principals.update_user(db, CLI, account, is_active=False)  # say its key leaked
     assert config.plan(db, CLI, load(THREE_TEAMS)).is_empty
     assert not next(u for u in principals.list_users(db, CLI) if u.email == account).is_active

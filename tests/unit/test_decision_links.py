@@ -11,7 +11,7 @@ from signoff import errors
 from signoff.domain import ids
 from signoff.domain.approvals import Approval, Channel, Status, Verdict
 from signoff.domain.principals import User, anonymous_context
-from signoff.services import approvals, audit, decision_links
+from signoff.services import approval_settlement, approvals, audit, decision_links
 from signoff.store.engine import Database
 from tests import factories as f
 
@@ -172,7 +172,7 @@ def test_the_requester_gets_no_usable_link_unless_the_policy_lets_them_decide(db
 
 def test_a_canceled_approvals_link_says_so_and_decides_nothing(db, people):
     approval = f.create(db, people["pipeline"]).approval
-    approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
+    approval_settlement.cancel(db, f.context(db, people["pipeline"]), approval.id)
     token = link_of(approval, people["alice"])
     opened = decision_links.open_link(db, ANONYMOUS, f.SECRET_KEY, token)
     assert isinstance(opened.refusal, errors.AlreadyDecided)

@@ -11,7 +11,7 @@ import pytest
 from signoff import schemas
 from signoff.domain import events
 from signoff.domain.principals import system_context
-from signoff.services import approvals
+from signoff.services import approval_settlement
 from signoff.store import outbox
 from tests import factories as f
 
@@ -91,7 +91,7 @@ def _events_of(db, approval_id: str) -> dict[str, events.Event]:
 def test_a_decision_that_settles_says_the_status_it_left_and_reached(db, people):
     approval = f.create(db, people["pipeline"]).approval
     spec = schemas.DecisionCreate(verdict="reject", comment="no")
-    approvals.decide(db, f.context(db, people["alice"]), approval.id, spec)
+    approval_settlement.decide(db, f.context(db, people["alice"]), approval.id, spec)
     written = _events_of(db, approval.id)
     decided = written[events.APPROVAL_DECIDED].data
     assert (decided["previous_status"], decided["status"]) == ("pending", "rejected")
@@ -104,14 +104,16 @@ def test_a_decision_that_settles_says_the_status_it_left_and_reached(db, people)
 def test_a_decision_short_of_the_quorum_leaves_the_approval_pending(db, people):
     approval = f.create(db, people["pipeline"], policy={"quorum": 2}).approval
     spec = schemas.DecisionCreate(verdict="approve")
-    approvals.decide(db, f.context(db, people["alice"]), approval.id, spec)
+    approval_settlement.decide(db, f.context(db, people["alice"]), approval.id, spec)
     decided = _events_of(db, approval.id)[events.APPROVAL_DECIDED].data
     assert (decided["previous_status"], decided["status"]) == ("pending", "pending")
 
 
 def test_cancel_and_expiry_say_the_status_they_left(db, people):
     canceled = f.create(db, people["pipeline"]).approval
-    approvals.cancel(db, f.context(db, people["pipeline"]), canceled.id, reason="not needed")
+    approval_settlement.cancel(
+        db, f.context(db, people["pipeline"]), canceled.id, reason="not needed"
+    )
     data = _events_of(db, canceled.id)[events.APPROVAL_CANCELED].data
     assert (data["previous_status"], data["status"], data["reason"]) == (
         "pending",
@@ -120,7 +122,7 @@ def test_cancel_and_expiry_say_the_status_they_left(db, people):
     )
     expiring = f.create(db, people["pipeline"], timeout=1, on_timeout="expire").approval
     later = datetime.now(UTC) + timedelta(seconds=5)
-    assert approvals.expire_due(db, system_context("scheduler"), now=later) == 1
+    assert approval_settlement.expire_due(db, system_context("scheduler"), now=later) == 1
     data = _events_of(db, expiring.id)[events.APPROVAL_EXPIRED].data
     assert (data["previous_status"], data["status"], data["reason"]) == (
         "pending",

@@ -8,7 +8,7 @@ import pytest
 
 from signoff.domain import destinations
 from signoff.domain.principals import Role
-from signoff.services import approvals
+from signoff.services import approval_notifications, approval_settlement, approvals
 from tests import factories as f
 from tests.factories import CLI, DIE_AT_ONCE, LOOPBACK, SECRET_KEY
 
@@ -26,12 +26,12 @@ def people(db):
 
 def canceled_with_callback(db, people) -> str:
     approval = f.create(db, people["pipeline"], callback_url=CALLBACK).approval
-    approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
+    approval_settlement.cancel(db, f.context(db, people["pipeline"]), approval.id)
     return approval.id
 
 
 def summary(db, person, approval_id):
-    return approvals.notifications_of(db, f.context(db, person), approval_id)
+    return approval_notifications.notifications_of(db, f.context(db, person), approval_id)
 
 
 def test_a_failing_callback_shows_with_its_attempts_counting_up_until_it_arrives(db, people):
@@ -60,7 +60,7 @@ def test_a_dead_callback_shows_as_dead(db, people):
     f.attempt_due(db, ok=False, backoff=DIE_AT_ONCE)
     (failing,) = summary(db, people["admin"], approval_id)
     assert (failing.status, failing.attempts) == ("dead", 1)
-    approval, same = approvals.get_with_notifications(db, CLI, approval_id)
+    approval, same = approval_notifications.get_with_notifications(db, CLI, approval_id)
     assert (approval.id, same) == (approval_id, [failing])
 
 
@@ -90,7 +90,9 @@ def test_approvers_addresses_are_shown_to_the_requester_and_masked_to_other_appr
     }
     assert shown["pipeline"] == shown["admin"] == ["alice@example.com", "bob@example.com"]
     assert shown["alice"] == ["a…@example.com", "b…@example.com"]
-    listed = approvals.deliveries_of(db, f.context(db, people["alice"]), created.approval.id)
+    listed = approval_notifications.deliveries_of(
+        db, f.context(db, people["alice"]), created.approval.id
+    )
     assert [(d.purpose, d.target) for d in listed] == [
         ("approver", "a…@example.com"),
         ("approver", "b…@example.com"),
@@ -130,7 +132,7 @@ def test_readers_see_neither_an_apprise_secret_nor_a_masked_address_in_targets_o
 
     for person in (people["alice"], people["pipeline"]):
         channels = summary(db, person, approval.id)
-        records = approvals.deliveries_of(db, f.context(db, person), approval.id)
+        records = approval_notifications.deliveries_of(db, f.context(db, person), approval.id)
         shown = [(c.target, c.last_error) for c in channels] + [
             (r.target, r.last_error) for r in records if r.last_error
         ]

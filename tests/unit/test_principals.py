@@ -12,7 +12,7 @@ from sqlalchemy import select
 from signoff import errors, schemas
 from signoff.domain import ids
 from signoff.domain.principals import MEMBER_SCOPES, Context, Role, Scope
-from signoff.services import approvals, principals
+from signoff.services import approval_settlement, approvals, principals
 from signoff.store.tables import ApiKeyRow, UserRow
 from tests import factories as f
 
@@ -122,11 +122,11 @@ def test_a_key_does_only_what_its_scopes_allow(db):
     assert approvals.get(db, reader, created.approval.id).is_pending  # alice is an approver
     decision = schemas.DecisionCreate(verdict="approve")
     with pytest.raises(errors.InsufficientScope, match="approvals:decide"):
-        approvals.decide(db, reader, created.approval.id, decision)
+        approval_settlement.decide(db, reader, created.approval.id, decision)
     with pytest.raises(errors.InsufficientScope, match="approvals:write"):
         approvals.create(db, reader, f.approval_spec(), secret_key=f.SECRET_KEY)
     with pytest.raises(errors.InsufficientScope, match="approvals:write"):
-        approvals.cancel(db, reader, created.approval.id)
+        approval_settlement.cancel(db, reader, created.approval.id)
 
 
 def test_default_scopes_follow_the_role_and_no_key_gets_more(db):

@@ -15,7 +15,7 @@ from signoff.domain import reminders
 from signoff.domain.audit import AuditEntry
 from signoff.domain.policies import ApproverRef, Escalation
 from signoff.domain.principals import Role, system_context
-from signoff.services import approvals, audit, principals
+from signoff.services import approval_settlement, approvals, audit, principals
 from signoff.services import reminders as reminders_service
 from signoff.store.engine import Database
 from signoff.store.tables import ApprovalTimerRow, DeliveryRow, EventRow
@@ -111,7 +111,7 @@ def create(db: Database, people: dict[str, object], **fields: object) -> approva
 
 def decide(db: Database, who: object, approval_id: str, verdict: str = "approve") -> None:
     spec = schemas.DecisionCreate(verdict=verdict)  # type: ignore[arg-type]
-    approvals.decide(db, f.context(db, who), approval_id, spec, now=T0 + HOUR)  # type: ignore[arg-type]
+    approval_settlement.decide(db, f.context(db, who), approval_id, spec, now=T0 + HOUR)  # type: ignore[arg-type]
 
 
 def events_of(db: Database, approval_id: str, event_type: str) -> list[dict[str, object]]:
@@ -152,7 +152,7 @@ def test_an_approval_shows_its_schedule_from_creation(db, people):
     assert data.escalation is not None
     assert data.escalation.at == T0 + 20 * HOUR
     assert [a.name for a in data.escalation.approvers] == ["oncall", "alice@example.com"]
-    assert approvals.next_due_at(db) == T0 + 4 * HOUR
+    assert approval_settlement.next_due_at(db) == T0 + 4 * HOUR
 
 
 def test_a_reminder_emails_only_those_who_have_not_decided_and_fires_once(db, people):
@@ -181,7 +181,7 @@ def test_a_reminder_emails_only_those_who_have_not_decided_and_fires_once(db, pe
     first, second = shown.timers[:2]
     assert (first.state, first.done_at) == (reminders.State.DONE, T0 + 4 * HOUR)
     assert second.state is reminders.State.SCHEDULED
-    assert approvals.next_due_at(db) == T0 + 12 * HOUR
+    assert approval_settlement.next_due_at(db) == T0 + 12 * HOUR
 
 
 def test_escalation_adds_approvers_who_may_decide_and_emails_only_the_new_people(db, people):
@@ -227,13 +227,13 @@ def test_a_settled_approval_fires_nothing_and_leaves_no_timer_scheduled(db, peop
     assert events_of(db, approval.id, "approval.escalated") == []
     shown = approvals.get(db, f.context(db, people["alice"]), approval.id)  # type: ignore[arg-type]
     assert [t.state.value for t in shown.timers] == ["skipped"] * 3
-    assert approvals.next_due_at(db) is None
+    assert approval_settlement.next_due_at(db) is None
 
 
 def test_a_deadline_passed_before_the_timers_fired_skips_them_and_still_settles(db, people):
     approval = create(db, people, reminders=["1h"], escalation=None, timeout="2h").approval
     assert reminders_service.fire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 0  # skipped
-    assert approvals.expire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 1
+    assert approval_settlement.expire_due(db, SCHEDULER, now=T0 + 3 * HOUR) == 1
     assert approvals.get(db, f.context(db, people["alice"]), approval.id).status.value == "rejected"  # type: ignore[arg-type]
 
 
@@ -331,7 +331,7 @@ def test_subscription_filters_pick_reminders_and_escalations_by_their_data(db, p
 def test_an_approval_past_its_deadline_when_the_scheduler_returns_gets_no_late_reminder(db, people):
     approval = create(db, people, escalation=None, timeout="13h").approval
     later = T0 + 14 * HOUR  # the scheduler's order: deadlines first, then timers
-    assert approvals.expire_due(db, SCHEDULER, now=later) == 1
+    assert approval_settlement.expire_due(db, SCHEDULER, now=later) == 1
     assert reminders_service.fire_due(db, SCHEDULER, now=later) == 0
     assert events_of(db, approval.id, "approval.reminder_due") == []
 
@@ -354,7 +354,7 @@ def test_timers_of_an_approval_past_its_deadline_are_skipped_not_fired(db, peopl
     late = [create(db, people, timeout="24h").approval for _ in range(2)]
     now = T0 + 30 * HOUR  # the scheduler was down: every deadline and timer is past
     # one pass of Scheduler.run, with limit 1 standing in for 200 of 201+ overdue approvals
-    assert approvals.expire_due(db, SCHEDULER, now=now, limit=1) == 1
+    assert approval_settlement.expire_due(db, SCHEDULER, now=now, limit=1) == 1
     reminders_service.fire_due(db, SCHEDULER, now=now)
     [second] = [a for a in late if approvals.get(db, SCHEDULER, a.id).is_pending]
     assert events_of(db, second.id, "approval.escalated") == []

@@ -18,7 +18,7 @@ from signoff import errors, schemas
 from signoff.domain import slack
 from signoff.domain.approvals import Verdict
 from signoff.domain.deliveries import TargetKind
-from signoff.services import approvals, deliveries
+from signoff.services import approval_settlement, approvals, deliveries
 from signoff.services import slack as slack_service
 from signoff.store import principals
 from signoff.store.engine import Database
@@ -59,7 +59,7 @@ def test_a_huge_hostile_approval_fits_block_kit_and_stays_text(db):
 
 def test_a_settled_approval_shows_its_outcome_and_no_buttons(db):
     approval = approval_of(db)
-    canceled = approvals.cancel(db, factories.CLI, approval.id, reason="moot")
+    canceled = approval_settlement.cancel(db, factories.CLI, approval.id, reason="moot")
     _, blocks = slack_blocks.approval_message(canceled, "https://s.example")
     assert "actions" not in [block["type"] for block in blocks]
     assert "*Canceled*" in blocks[-1]["text"]["text"]
@@ -164,7 +164,7 @@ async def test_a_message_posted_as_the_approval_was_decided_is_updated_at_once(d
     shown = slack_service.Shown.of(approval)  # rendered while pending...
     with db.read() as session:
         alice = principals.get_user(session, "alice@example.com")
-    approvals.decide(
+    approval_settlement.decide(
         db, factories.context(db, alice), approval.id, schemas.DecisionCreate(verdict="approve")
     )  # ...decided before the post was recorded: the settlement saw no message
     message = slack.Message("C0APPROVALS", "1700000000.000200")
@@ -237,7 +237,7 @@ def test_two_slack_updates_in_flight_end_on_the_settled_state(db):
 
     def decide(who: principals.User) -> None:
         spec = schemas.DecisionCreate(verdict="approve")
-        approvals.decide(db, factories.context(db, who), created.approval.id, spec)
+        approval_settlement.decide(db, factories.context(db, who), created.approval.id, spec)
 
     async def run(api: SlackApi) -> None:
         async with SlackSender(

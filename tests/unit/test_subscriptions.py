@@ -15,7 +15,13 @@ from signoff.domain import destinations, events
 from signoff.domain.deliveries import Purpose
 from signoff.domain.principals import Role
 from signoff.domain.subscriptions import Kind
-from signoff.services import approvals, audit, invitations, subscriptions
+from signoff.services import (
+    approval_notifications,
+    approval_settlement,
+    audit,
+    invitations,
+    subscriptions,
+)
 from signoff.store import audit as audit_store
 from signoff.store import outbox
 from signoff.store.tables import DeliveryRow, EventRow
@@ -227,7 +233,7 @@ def test_a_filter_on_the_data_picks_the_events(db, people):
     for verdict in ("approve", "reject"):
         approval = f.create(db, people["pipeline"]).approval
         decision = schemas.DecisionCreate(verdict=verdict)
-        approvals.decide(db, f.context(db, people["alice"]), approval.id, decision)
+        approval_settlement.decide(db, f.context(db, people["alice"]), approval.id, decision)
     settled = deliveries_of(db, events.APPROVAL_SETTLED)
     decided = deliveries_of(db, events.APPROVAL_DECIDED)
     assert (len(settled), len(decided)) == (1, 1)  # the rejection's, not the approval's
@@ -271,9 +277,9 @@ def _far_future() -> datetime:
 def test_an_approvals_deliveries_show_the_subscriptions_redacted_even_once_deleted(db, people):
     f.subscription(db, "everything", target="http://127.0.0.1:9/hook?token=s3cr3t")
     approval = f.create(db, people["pipeline"], callback_url="http://127.0.0.1:9/cb").approval
-    approvals.cancel(db, f.context(db, people["pipeline"]), approval.id)
+    approval_settlement.cancel(db, f.context(db, people["pipeline"]), approval.id)
     requester = f.context(db, people["pipeline"])
-    shown = approvals.deliveries_of(db, requester, approval.id)
+    shown = approval_notifications.deliveries_of(db, requester, approval.id)
     hook = destinations.redacted("http://127.0.0.1:9/hook?token=s3cr3t")
     assert [(d.event_type, d.purpose, d.target) for d in shown] == [
         ("approval.created", "subscription", hook),
@@ -282,12 +288,14 @@ def test_an_approvals_deliveries_show_the_subscriptions_redacted_even_once_delet
         ("approval.settled", "callback", "http://127.0.0.1:9/cb"),
     ]
     subscriptions.delete(db, CLI, "everything")  # its deliveries stay, no longer linked to it
-    shown = approvals.deliveries_of(db, requester, approval.id)
+    shown = approval_notifications.deliveries_of(db, requester, approval.id)
     assert [d.purpose for d in shown] == ["subscription"] * 3 + ["callback"]
     assert "s3cr3t" not in str(shown)
-    only = approvals.deliveries_of(db, requester, approval.id, purpose=Purpose.CALLBACK)
+    only = approval_notifications.deliveries_of(
+        db, requester, approval.id, purpose=Purpose.CALLBACK
+    )
     assert [d.target for d in only] == ["http://127.0.0.1:9/cb"]
-    admins = approvals.deliveries_of(db, CLI, approval.id)
+    admins = approval_notifications.deliveries_of(db, CLI, approval.id)
     assert "http://127.0.0.1:9/hook?token=s3cr3t" in [d.target for d in admins]
 
 
@@ -303,7 +311,7 @@ def test_subscriptions_are_read_once_per_transaction_that_writes_events(db, peop
     event.listen(db.engine, "before_cursor_execute", count)
     try:
         decision = schemas.DecisionCreate(verdict="approve")
-        approvals.decide(db, f.context(db, people["alice"]), approval.id, decision)
+        approval_settlement.decide(db, f.context(db, people["alice"]), approval.id, decision)
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(deliveries_of(db, events.APPROVAL_DECIDED)) == 1

@@ -19,7 +19,8 @@ from signoff.cli.output import fail
 
 if TYPE_CHECKING:
     from signoff.domain.config import Document
-    from signoff.services.config import NewKey, Plan
+    from signoff.services.config_apply import NewKey
+    from signoff.services.config_plan import Plan
 
 app = typer.Typer(help="signoff.yaml: the file's JSON Schema.")
 File = Annotated[

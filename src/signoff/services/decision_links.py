@@ -27,7 +27,7 @@ from signoff import errors
 from signoff.domain import approvals, ids
 from signoff.domain.approvals import Approval, Channel, Reason, Verdict
 from signoff.domain.principals import Context, Principal, User
-from signoff.services import approvals as approvals_service
+from signoff.services import approval_settlement
 from signoff.store import approvals as store
 from signoff.store import principals
 from signoff.store.engine import Database
@@ -79,7 +79,7 @@ def decide(
             request_id=ctx.request_id,
             client_addr=ctx.client_addr,
         )
-        approvals_service.record_decision(
+        approval_settlement.record_decision(
             db,
             session,
             as_approver,

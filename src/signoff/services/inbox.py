@@ -12,6 +12,7 @@ from signoff import errors
 from signoff.domain import approvals, audit, deliveries
 from signoff.domain.approvals import Approval, Status, Verdict
 from signoff.domain.principals import Context, Scope, User
+from signoff.services import approval_notifications
 from signoff.services import approvals as approvals_service
 from signoff.store import approvals as approvals_store
 from signoff.store import audit as audit_store
@@ -180,8 +181,8 @@ def view_approval(db: Database, ctx: Context, approval_id: str) -> ApprovalView:
         ids |= {e.actor.removeprefix("user:") for e in entries if e.actor.startswith("user:")}
         people = {uid: found for uid in ids if (found := principals.find_user(session, uid))}
         team_ids = principals.team_ids_of(session, user.id)
-    sent = approvals_service.deliveries_of(db, ctx, approval.id)
-    failing = approvals_service.notifications_of(db, ctx, approval.id)
+    sent = approval_notifications.deliveries_of(db, ctx, approval.id)
+    failing = approval_notifications.notifications_of(db, ctx, approval.id)
     history = [HistoryEntry(e, _actor_name(e.actor, people)) for e in reversed(entries)]
     return ApprovalView(
         approval=approval,

@@ -18,7 +18,7 @@ from signoff import errors, schemas
 from signoff.domain import ids, policies, reminders
 from signoff.domain.policies import NamedPolicy
 from signoff.domain.principals import Context, Scope
-from signoff.services import approvals, journal
+from signoff.services import approval_terms, journal
 from signoff.store import policies as store
 from signoff.store.engine import Database
 
@@ -95,7 +95,7 @@ def _build(
     if spec.escalation is not None:
         escalation = policies.Escalation(
             reminders.parse_escalation_after(spec.escalation.after),
-            tuple(approvals.resolve_approvers(session, spec.escalation.approvers)),
+            tuple(approval_terms.resolve_approvers(session, spec.escalation.approvers)),
         )
     if timeout is not None:  # otherwise each approval's timeout is checked when it is made
         reminders.check_before_deadline(timeout, reminder_seconds or (), escalation)
@@ -103,7 +103,7 @@ def _build(
         id=policy_id,
         name=name,
         description=spec.description,
-        approvers=tuple(approvals.resolve_approvers(session, spec.approvers)),
+        approvers=tuple(approval_terms.resolve_approvers(session, spec.approvers)),
         rules=rules,
         timeout_seconds=timeout,
         on_timeout=policies.OnTimeout(spec.on_timeout) if spec.on_timeout else None,

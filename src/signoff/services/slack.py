@@ -18,8 +18,7 @@ from signoff import errors
 from signoff.domain import approvals, deliveries, slack
 from signoff.domain.approvals import Approval, Channel
 from signoff.domain.principals import Context, Principal, User, UserKind
-from signoff.services import approvals as approvals_service
-from signoff.services import journal
+from signoff.services import approval_settlement, journal
 from signoff.store import approvals as approvals_store
 from signoff.store import outbox, principals
 from signoff.store import slack as store
@@ -134,7 +133,7 @@ def decide(
             client_addr=client_addr,
         )
         _check_button_can_decide(approval, user.id, team_ids, click)
-        approvals_service.record_decision(
+        approval_settlement.record_decision(
             db,
             session,
             ctx,

@@ -18,7 +18,7 @@ import threading
 import time
 
 from signoff.domain.principals import system_context
-from signoff.services import approvals, reminders
+from signoff.services import approval_settlement, reminders
 from signoff.store.engine import Database
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class Scheduler:
                 self._looking, self._noticed = True, math.inf
             # Deadlines first: a reminder of an approval that is past its deadline (no
             # scheduler ran for a while) is skipped, not sent.
-            settled = await asyncio.to_thread(approvals.expire_due, self.db, self.ctx)
+            settled = await asyncio.to_thread(approval_settlement.expire_due, self.db, self.ctx)
             fired = await asyncio.to_thread(reminders.fire_due, self.db, self.ctx)
             next_at = None
             if not settled and not fired:
-                next_at = await asyncio.to_thread(approvals.next_due_at, self.db)
+                next_at = await asyncio.to_thread(approval_settlement.next_due_at, self.db)
             now = time.time()
             with self._lock:
                 self._looking = False

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from signoff import schemas
 from signoff.domain import approvals as domain
 from signoff.domain.deliveries import Purpose
-from signoff.services import approvals
+from signoff.services import approval_notifications, approval_settlement, approvals
 from signoff.web.api import deliveries as deliveries_api
 from signoff.web.deps import ContextDep, RuntimeDep
 
@@ -78,7 +78,7 @@ def list_approvals(
 @router.get("/{approval_id}", response_model=schemas.ApprovalPublic)
 def get_approval(approval_id: str, ctx: ContextDep, runtime: RuntimeDep) -> schemas.ApprovalPublic:
     """The approval, with ``notifications``: where its notifications are failing."""
-    approval, failing = approvals.get_with_notifications(runtime.db, ctx, approval_id)
+    approval, failing = approval_notifications.get_with_notifications(runtime.db, ctx, approval_id)
     public = to_public(approval, runtime.settings.public_url)
     public.notifications = [schemas.NotificationStatus.model_validate(asdict(f)) for f in failing]
     return public
@@ -90,7 +90,7 @@ def decide(
 ) -> schemas.ApprovalPublic:
     """Approve or reject. A decision after settlement gets ``409 already_decided`` with the
     outcome."""
-    approval = approvals.decide(runtime.db, ctx, approval_id, spec)
+    approval = approval_settlement.decide(runtime.db, ctx, approval_id, spec)
     return to_public(approval, runtime.settings.public_url)
 
 
@@ -101,13 +101,13 @@ def cancel(
     runtime: RuntimeDep,
     reason: Annotated[str, Body(embed=True, max_length=1000)] = "",
 ) -> schemas.ApprovalPublic:
-    approval = approvals.cancel(runtime.db, ctx, approval_id, reason=reason)
+    approval = approval_settlement.cancel(runtime.db, ctx, approval_id, reason=reason)
     return to_public(approval, runtime.settings.public_url)
 
 
 @router.post("/{approval_id}/heartbeat", response_model=schemas.ApprovalPublic)
 def heartbeat(approval_id: str, ctx: ContextDep, runtime: RuntimeDep) -> schemas.ApprovalPublic:
-    approval = approvals.heartbeat(runtime.db, ctx, approval_id)
+    approval = approval_settlement.heartbeat(runtime.db, ctx, approval_id)
     return to_public(approval, runtime.settings.public_url)
 
 
@@ -147,5 +147,5 @@ def list_deliveries(
     Approvers' addresses are shown to admins and the requester, masked to others;
     subscriptions' targets to admins, redacted to others."""
     wanted = None if purpose is None else Purpose(purpose)
-    found = approvals.deliveries_of(runtime.db, ctx, approval_id, purpose=wanted)
+    found = approval_notifications.deliveries_of(runtime.db, ctx, approval_id, purpose=wanted)
     return [deliveries_api.to_public(d) for d in found]

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from signoff import schemas
-from signoff.services import approvals
+from signoff.services import approval_settlement
 from signoff.web.deps import ContextDep, RuntimeDep
 
 router = APIRouter(tags=["system"])
@@ -15,7 +15,7 @@ router = APIRouter(tags=["system"])
 @router.get("/healthz")
 async def health(runtime: RuntimeDep) -> dict[str, object]:
     """200 when the database answers; 503 (store_unavailable) when it does not."""
-    await run_in_threadpool(approvals.next_due_at, runtime.db)
+    await run_in_threadpool(approval_settlement.next_due_at, runtime.db)
     return {"status": "ok", "database": runtime.db.dialect, "waiters": len(runtime.waiters)}
 
 

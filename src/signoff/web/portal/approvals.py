@@ -19,8 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from signoff import errors, schemas
 from signoff.domain import approvals, forms
 from signoff.domain.approvals import Status, Verdict
-from signoff.services import approvals as approvals_service
-from signoff.services import inbox
+from signoff.services import approval_settlement, inbox
 from signoff.web.deps import Runtime, RuntimeDep
 from signoff.web.portal import security
 from signoff.web.portal.render import SignedInDep, Visitor, context_of, page, redirect
@@ -125,7 +124,7 @@ async def decide(
     spec = schemas.DecisionCreate(verdict=verdict, comment=decision.comment, form=decision.form)
     try:
         await run_in_threadpool(
-            lambda: approvals_service.decide(
+            lambda: approval_settlement.decide(
                 runtime.db, ctx, approval_id, spec, channel=approvals.Channel.WEB
             )
         )

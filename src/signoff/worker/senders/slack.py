@@ -7,10 +7,10 @@ What a Slack delivery does depends on its target and event:
 * a subscription's channel and ``approval.created``: ``chat.postMessage`` of the approval's
   message (``slack_blocks.approval_message``), recorded (``services/slack.record_posted``) so
   that it can be updated, and so that a retry of the delivery does not post it again;
-* a recorded message (``<channel>/<ts>``, queued by the approvals service on every decision
-  and settlement): ``chat.update`` with the approval as it is now, buttons gone once settled,
-  and again (``MAX_UPDATES`` in all) while the approval read after the update shows another
-  status or decision count, so racing updates end on the latest state;
+* a recorded message (``<channel>/<ts>``, queued by ``services/approval_settlement`` on
+  every decision and settlement): ``chat.update`` with the approval as it is now, buttons
+  gone once settled, and again (``MAX_UPDATES`` in all) while the approval read after the
+  update shows another status or decision count, so racing updates end on the latest state;
 * a subscription's channel and any other event: a short notice (``chat.postMessage``), unless
   that channel already holds the approval's message, which its updates keep current.
 
