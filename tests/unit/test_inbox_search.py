@@ -58,6 +58,7 @@ def found(db: Database, ctx: Context, text: str, **query: object) -> list[str]:
         ("  v12 ", [TITLES[1]]),  # the search box's spaces around it are not
         ("7 ", [TITLES[0]]),  # shorter than a trigram: titles are tested one by one
         ("nothing like it", []),
+        ("BAT\x00CH", [TITLES[0], TITLES[3]]),  # a NUL is in no title: left out
     ],
 )
 def test_a_search_finds_titles_containing_the_text(db, people, text, expected):

@@ -78,7 +78,8 @@ def list_inbox(
         )
         if query.view is View.TO_DECIDE:
             base = _to_decide(base, me)
-        text = query.text.strip() or None
+        # A NUL is in no title (PostgreSQL cannot store one; FTS5 cannot be asked for one).
+        text = query.text.replace("\x00", "").strip() or None
         matches = store.find_titles(session, text) if text else None
         filters = store.Filters(base=base, team_id=team_id, text=text, matches=matches)
         page = store.list_page(
