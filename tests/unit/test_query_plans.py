@@ -231,6 +231,17 @@ def test_a_title_search_looks_titles_up_in_the_trigram_index(sqlite):
     assert plan.startswith("SCAN approval_titles VIRTUAL TABLE INDEX"), plan
 
 
+def test_a_persons_approvals_are_found_in_the_approvers_index_alone(sqlite):
+    from signoff.store import inbox
+
+    with sqlite.read() as session:
+        (plan,) = explained(
+            session, lambda s: inbox.find_approvals_naming(s, "usr_1", frozenset({"team_1"}))
+        )
+    assert "USING COVERING INDEX ix_approval_approvers_ref" in plan, plan
+    assert "SCAN" not in plan, plan
+
+
 @pytest.mark.parametrize(
     "filters",
     [
@@ -239,15 +250,18 @@ def test_a_title_search_looks_titles_up_in_the_trigram_index(sqlite):
         {"visible_to": ("usr_1", frozenset({"team_1"}))},
     ],
 )
-def test_the_approvals_a_title_search_found_are_read_by_key_not_by_walking_a_status(
-    sqlite, filters
-):
+@pytest.mark.parametrize("text_found", [True, False])
+def test_candidates_are_read_by_key_not_by_walking_a_status(sqlite, filters, text_found):
     """Without statistics (SQLite has none until ANALYZE), a status test looks selective: the
-    found approvals must still be read by primary key, never by walking the status index."""
+    candidates (a title search's, or a person's approvals) must still be read by primary key,
+    never by walking the status index."""
     from signoff.store import inbox
 
     found = inbox.Filters(
-        base=approvals.Filters(**filters), text="batch", matches=frozenset({"ap_1", "ap_2"})
+        base=approvals.Filters(**filters),
+        text="batch",
+        candidates=frozenset({"ap_1", "ap_2"}),
+        text_found=text_found,
     )
     with sqlite.read() as session:
         page, *_decisions = explained(

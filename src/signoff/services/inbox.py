@@ -21,6 +21,7 @@ from signoff.store import principals
 from signoff.store.engine import Database
 
 PAGE_SIZE = 25
+NOBODY = ""  # a requester id no account has
 COUNT_CAP = store.COUNT_CAP
 SEARCH_SCAN_LIMIT = store.SEARCH_SCAN_LIMIT
 
@@ -65,9 +66,9 @@ def list_inbox(
         team_id = _team_id(session, query.team, problems)
         if "requester" in problems and not ctx.principal.is_admin:
             # Whether an account exists is for admins to learn: to anyone else an unknown
-            # requester reads as one whose approvals none match.
+            # requester reads as an account that requested nothing, page and counts alike.
             problems.pop("requester")
-            return Inbox(query, store.Page([], None, None), {}, problems)  # filtered: no counts
+            requester_id = NOBODY
         if problems:
             return Inbox(query, store.Page([], None, None), dict.fromkeys(Status, 0), problems)
         base = approvals_store.Filters(
@@ -80,14 +81,42 @@ def list_inbox(
             base = _to_decide(base, me)
         # A NUL is in no title (PostgreSQL cannot store one; FTS5 cannot be asked for one).
         text = query.text.replace("\x00", "").strip() or None
-        matches = store.find_titles(session, text) if text else None
-        filters = store.Filters(base=base, team_id=team_id, text=text, matches=matches)
+        titles = store.find_titles(session, text) if text else None
+        candidates = _both(_persons_approvals(session, ctx, query.view, me), titles)
+        filters = store.Filters(
+            base=base,
+            team_id=team_id,
+            text=text,
+            candidates=candidates,
+            text_found=titles is not None,
+        )
         page = store.list_page(
             session, filters, cursor=query.cursor, latest_first=query.latest_first, limit=limit
         )
-        counted = with_counts and _counted(query, found_titles=matches is not None)
+        counted = with_counts and _counted(query, read_by_key=candidates is not None)
         counts = store.count_by_status(session, filters) if counted else {}
     return Inbox(query, page, counts)
+
+
+def _persons_approvals(
+    session: Session, ctx: Context, view: View, me: tuple[str, frozenset[str]]
+) -> frozenset[str] | None:
+    """The approvals a view of this person's can hold at most, when there are few enough to
+    read by key (a person who decides little); None: too many, or the view is not theirs."""
+    if view is View.TO_DECIDE:
+        return store.find_approvals_naming(session, *me)
+    if view is View.ALL and not ctx.principal.is_admin:
+        named = store.find_approvals_naming(session, *me)
+        requested = store.find_requested_by(session, me[0])
+        return None if named is None or requested is None else named | requested
+    return None  # "Requested by me" walks the requester's own index
+
+
+def _both(one: frozenset[str] | None, other: frozenset[str] | None) -> frozenset[str] | None:
+    """Candidates that are in both sets, where each is known."""
+    if one is None or other is None:
+        return other if one is None else one
+    return one & other
 
 
 def count_pending(db: Database, ctx: Context, *, cap: int) -> int:
@@ -101,15 +130,14 @@ def count_pending(db: Database, ctx: Context, *, cap: int) -> int:
         return store.count(session, store.Filters(base=base), cap=cap)
 
 
-def _counted(query: Query, *, found_titles: bool) -> bool:
+def _counted(query: Query, *, read_by_key: bool) -> bool:
     """Whether the inbox shows counts per status: for what waits for me and for all I may
-    see, unfiltered or searched by a text the title index answered (each count then tests at
-    most ``store.MATCH_CAP`` approvals). A rare combination of other filters (a label, a team
-    or a requester, and what this person may see) would make a capped count read most of a
-    status's rows at a million approvals; docs/benchmarks.md has the numbers."""
-    filtered = query.label or query.team or query.requester
-    searched = bool(query.text.strip())
-    return query.view is not View.REQUESTED and (found_titles or not (filtered or searched))
+    see, when unfiltered or read from a few thousand candidates by key (each count then tests
+    at most ``store.MATCH_CAP`` approvals). Otherwise a rare combination of filters (a label,
+    a team or a requester, and what this person may see) would make a capped count read most
+    of a status's rows at a million approvals; docs/benchmarks.md has the numbers."""
+    filtered = query.label or query.team or query.requester or query.text.strip()
+    return query.view is not View.REQUESTED and (read_by_key or not filtered)
 
 
 def _to_decide(

@@ -280,6 +280,13 @@ def conditions(filters: Filters) -> list[ColumnElement[bool]]:
 
 
 def _approver_is(user_id: str, team_ids: frozenset[str]) -> ColumnElement[bool]:
+    return exists().where(
+        ApprovalApproverRow.approval_id == ApprovalRow.id, names_approver(user_id, team_ids)
+    )
+
+
+def names_approver(user_id: str, team_ids: frozenset[str]) -> ColumnElement[bool]:
+    """The ``approval_approvers`` rows naming this user or one of their teams."""
     match = and_(ApprovalApproverRow.kind == "user", ApprovalApproverRow.ref_id == user_id)
     if team_ids:
         match = or_(
@@ -288,7 +295,7 @@ def _approver_is(user_id: str, team_ids: frozenset[str]) -> ColumnElement[bool]:
                 ApprovalApproverRow.kind == "team", ApprovalApproverRow.ref_id.in_(sorted(team_ids))
             ),
         )
-    return exists().where(ApprovalApproverRow.approval_id == ApprovalRow.id, match)
+    return match
 
 
 def _encode_cursor(created_at: datetime, approval_id: str) -> str:

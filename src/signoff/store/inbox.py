@@ -7,24 +7,30 @@ first does and a new approval never shifts a page someone is reading. Counts sto
 million rows on every page view would cost more than the page. A person who is not an admin
 sees a few percent of the approvals, so a capped count still reads ``COUNT_CAP`` divided by
 that share of index entries: the cap is kept small, and the service counts only views
-without filters (``services/inbox``), or a text search that found few titles.
+without filters (``services/inbox``), or views read from candidates (below).
+
+A page can also be read from a known set of candidates instead of the deadline order: the
+approvals naming a person as approver (or requested by them), or whose titles contain a
+searched text, when there are at most ``MATCH_CAP`` of them (``find_approvals_naming``,
+``find_requested_by``, ``find_titles``). They are read by primary key, filtered, ordered and
+counted per status, whatever share of a million approvals they are; a person who decides
+little would otherwise have every count walk a status's whole index in vain. More
+candidates than that are dense enough that walking the deadline order finds a page soon.
 
 Text search is a case-insensitive substring match on the title. Searches of three characters
 or more find their matches first, in the trigram index of migration 0009 (SQLite FTS5,
-PostgreSQL pg_trgm): up to ``MATCH_CAP`` matching approvals are then filtered, ordered by
-deadline and counted per status, whatever share of the approvals the searcher may see. A
-search matching more titles than that (a common word), or shorter than three characters,
-tests titles on the rows the other filters and the deadline order already walk: a page stops
-after ``limit`` matches, and a search that matches nothing reads at most
-``SEARCH_SCAN_LIMIT`` rows of the filtered set and says so (``Page.searched_all``).
-docs/benchmarks.md has the numbers at a million approvals.
+PostgreSQL pg_trgm). A search matching more titles than ``MATCH_CAP`` (a common word), or
+shorter than three characters, tests titles on the rows the other filters and the deadline
+order already walk: a page stops after ``limit`` matches, and a search that matches nothing
+reads at most ``SEARCH_SCAN_LIMIT`` rows of the filtered set and says so
+(``Page.searched_all``). docs/benchmarks.md has the numbers at a million approvals.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -49,13 +55,15 @@ _TITLES = table("approval_titles", column("approval_id"), column("title"))
 
 @dataclass(frozen=True)
 class Filters:
-    """What the inbox shows. ``matches``: the ids of the approvals whose titles contain
-    ``text``, when the index found them all (``find_titles``)."""
+    """What the inbox shows. ``candidates``: when known, the ids of the only approvals that
+    may match (read by key, not by walking the deadline order); ``text_found``: the
+    candidates came from the title index, so each title already contains ``text``."""
 
     base: store.Filters
     team_id: str | None = None
     text: str | None = None
-    matches: frozenset[str] | None = None
+    candidates: frozenset[str] | None = None
+    text_found: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ def list_page(
     order = (columns.deadline_at, columns.id)
     query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
     searched_all = True
-    if filters.text and filters.matches is None:
+    if filters.text and filters.candidates is None:
         # Bound the rows a search reads: the filtered set in deadline order, at most
         # SEARCH_SCAN_LIMIT of them, then the title test on those.
         walked = query.limit(SEARCH_SCAN_LIMIT).subquery()
@@ -137,19 +145,32 @@ def find_titles(session: Session, text: str) -> frozenset[str] | None:
     return found if len(found) <= MATCH_CAP else None
 
 
+def find_approvals_naming(
+    session: Session, user_id: str, team_ids: frozenset[str]
+) -> frozenset[str] | None:
+    """The ids of the approvals naming this user or one of their teams as an approver (from
+    the approvers' index alone); None when there are more than ``MATCH_CAP``."""
+    query = select(ApprovalApproverRow.approval_id).where(store.names_approver(user_id, team_ids))
+    found = frozenset(session.scalars(query.distinct().limit(MATCH_CAP + 1)))
+    return found if len(found) <= MATCH_CAP else None
+
+
+def find_requested_by(session: Session, user_id: str) -> frozenset[str] | None:
+    """The ids of the approvals this user requested; None when there are more than
+    ``MATCH_CAP``."""
+    query = select(ApprovalRow.id).where(ApprovalRow.requester_id == user_id)
+    found = frozenset(session.scalars(query.limit(MATCH_CAP + 1)))
+    return found if len(found) <= MATCH_CAP else None
+
+
 def count_by_status(session: Session, filters: Filters) -> dict[Status, int]:
     """How many approvals match ``filters`` in each status (any status filter aside), each
-    count stopping at ``COUNT_CAP + 1``. Not for a text search the index could not answer:
-    each count would read its own ``SEARCH_SCAN_LIMIT`` rows (the page says how far its
-    search went instead)."""
+    count stopping at ``COUNT_CAP + 1``. Not for a text search without candidates: each
+    count would read its own ``SEARCH_SCAN_LIMIT`` rows (the page says how far its search
+    went instead)."""
     counts: dict[Status, int] = {}
     for status in Status:
-        one = Filters(
-            base=_with_status(filters.base, status),
-            team_id=filters.team_id,
-            text=filters.text,
-            matches=filters.matches,
-        )
+        one = replace(filters, base=_with_status(filters.base, status))
         query = _filtered(one)
         query = query.with_only_columns(query.selected_columns.id)
         capped = query.limit(COUNT_CAP + 1).subquery()
@@ -182,10 +203,10 @@ def _with_status(base: store.Filters, status: Status) -> store.Filters:
 
 
 def _filtered(filters: Filters) -> Select[Any]:
-    """The approvals ``filters`` match, and no order. With ``matches``, the other filters
-    test only those approvals: read by primary key in a subquery of their own (its LIMIT
-    keeps SQLite from merging it into the outer query, which without statistics would walk a
-    status's whole index in deadline order instead, testing each id against the matches)."""
+    """The approvals ``filters`` match, and no order. With ``candidates``, the filters test
+    only those approvals: read by primary key in a subquery of their own (its LIMIT keeps
+    SQLite from merging it into the outer query, which without statistics would walk a
+    status's whole index in deadline order instead, testing each id against the set)."""
     where = store.conditions(filters.base)
     if filters.team_id is not None:
         where.append(
@@ -196,12 +217,14 @@ def _filtered(filters: Filters) -> Select[Any]:
             )
         )
     approvals = ApprovalRow.__table__
-    if filters.matches is None:
+    if filters.candidates is None:
         return select(approvals).where(*where)
+    if filters.text and not filters.text_found:
+        where.append(_title_has(ApprovalRow.title, filters.text))  # a few thousand at most
     found = (
         select(approvals)
-        .where(approvals.c.id.in_(sorted(filters.matches)))
-        .limit(len(filters.matches))
+        .where(approvals.c.id.in_(sorted(filters.candidates)))
+        .limit(len(filters.candidates))
         .subquery("found")
     )
     adapter = ClauseAdapter(found)  # the conditions, said of the subquery's rows
