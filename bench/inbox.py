@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         present = session.scalar(select(func.count()).select_from(ApprovalRow)) or 0
     if present < args.approvals:
         fill(db, args.approvals - present, seed=present)
-    member, admin = people(db)
-    report(db, member, admin, args.repeat)
+    member, admin, newcomer = people(db)
+    report(db, member, admin, newcomer, args.repeat)
     db.dispose()
     return 0
 
@@ -143,7 +143,11 @@ def setup_principals(db: Database) -> tuple[list[ApproverRef], list[str]]:
 
 
 def user(user_id: str, name: str, role: Role = Role.MEMBER) -> User:
-    kind = UserKind.PERSON if role is Role.ADMIN or name == "member" else UserKind.SERVICE
+    kind = (
+        UserKind.PERSON
+        if role is Role.ADMIN or name in ("member", "newcomer")
+        else UserKind.SERVICE
+    )
     return User(user_id, f"{name}@example.com", name, role, kind, True, NOW)
 
 
@@ -177,12 +181,21 @@ def approval(
     )
 
 
-def people(db: Database) -> tuple[Context, Context]:
+def people(db: Database) -> tuple[Context, Context, Context]:
+    """The member, the admin, and a newcomer: a member of no team, asked nothing yet."""
+    with db.write() as session:
+        if principals_store.find_user(session, "usr_newcomer") is None:
+            principals_store.insert_user(session, user("usr_newcomer", "newcomer"))
     with db.read() as session:
         member = principals_store.get_user(session, "usr_member")
         admin = principals_store.get_user(session, "usr_admin")
+        newcomer = principals_store.get_user(session, "usr_newcomer")
         team_ids = principals_store.team_ids_of(session, member.id)
-    return Context(Principal(user=member, team_ids=team_ids)), Context(Principal(user=admin))
+    return (
+        Context(Principal(user=member, team_ids=team_ids)),
+        Context(Principal(user=admin)),
+        Context(Principal(user=newcomer)),
+    )
 
 
 def timed(run: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -195,7 +208,7 @@ def timed(run: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(seconds) * 1000, max(seconds) * 1000
 
 
-def report(db: Database, member: Context, admin: Context, repeat: int) -> None:
+def report(db: Database, member: Context, admin: Context, newcomer: Context, repeat: int) -> None:
     deep_member = deep_cursor(db, member, inbox.Query(status=Status.APPROVED, view=inbox.View.ALL))
     deep_admin = deep_cursor(db, admin, inbox.Query(status=Status.APPROVED, view=inbox.View.ALL))
     cases: list[tuple[str, Context, inbox.Query]] = [
@@ -237,6 +250,7 @@ def report(db: Database, member: Context, admin: Context, repeat: int) -> None:
             member,
             inbox.Query(view=inbox.View.ALL, status=None, text="no such words"),
         ),
+        ("admin: waiting for me (an approver of none)", admin, inbox.Query()),
         ("admin: all, pending, first page", admin, inbox.Query(view=inbox.View.ALL)),
         (
             "admin: all, approved, page 41",
@@ -263,6 +277,15 @@ def report(db: Database, member: Context, admin: Context, repeat: int) -> None:
             "admin: text, no match",
             admin,
             inbox.Query(view=inbox.View.ALL, status=None, text="no such words"),
+        ),
+    ]
+    cases += [
+        ("newcomer: waiting for me", newcomer, inbox.Query()),
+        ("newcomer: all I can see, any status", newcomer, inbox.Query(view=inbox.View.ALL)),
+        (
+            "newcomer: label",
+            newcomer,
+            inbox.Query(view=inbox.View.ALL, status=None, label="label-07"),
         ),
     ]
     with db.read() as session:

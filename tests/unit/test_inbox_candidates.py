@@ -51,9 +51,7 @@ QUERIES = [
 ]
 
 
-def test_a_persons_approvals_read_by_key_show_what_the_deadline_walk_shows(
-    db, dana, monkeypatch
-):
+def test_a_persons_approvals_read_by_key_show_what_the_deadline_walk_shows(db, dana, monkeypatch):
     by_key = [inbox.list_inbox(db, dana, query, limit=4) for query in QUERIES]
     monkeypatch.setattr(inbox_store, "MATCH_CAP", 0)  # every candidate set is too big
     walked = [inbox.list_inbox(db, dana, query, limit=4) for query in QUERIES]
