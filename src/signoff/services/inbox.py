@@ -107,7 +107,7 @@ def _persons_approvals(
         return store.find_approvals_naming(session, *me)
     if view is View.ALL and not ctx.principal.is_admin:
         named = store.find_approvals_naming(session, *me)
-        requested = store.find_requested_by(session, me[0])
+        requested = None if named is None else store.find_requested_by(session, me[0])
         return None if named is None or requested is None else named | requested
     return None  # "Requested by me" walks the requester's own index
 
