@@ -140,6 +140,15 @@ def test_an_invitation_link_works_once_and_opening_it_changes_nothing(admin, bro
     assert "already accepted" in again.text
 
 
+def test_a_used_link_opened_while_signed_in_keeps_the_navigation(admin, browser):
+    sent = admin.people.invite("dana@example.com")
+    join(browser, sent.link)  # now signed in as dana
+    again = browser.get(httpx.URL(sent.link).path)
+    assert again.status_code == 410
+    assert "already accepted" in again.text
+    assert "Sign out" in again.text
+
+
 def test_an_expired_or_resent_link_shows_why_it_no_longer_works(admin, browser):
     sent = admin.people.invite("dana@example.com")
     admin.people.resend_invitation(sent.id)

@@ -17,7 +17,7 @@ from signoff import errors
 from signoff.services import invitations
 from signoff.web.deps import RuntimeDep
 from signoff.web.portal import security
-from signoff.web.portal.render import context_of, error_page, page, redirect
+from signoff.web.portal.render import context_of, page, redirect
 from signoff.web.portal.signin import after_sign_in, keep_session
 
 router = APIRouter(include_in_schema=False)
@@ -25,12 +25,11 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/invite/{token}", response_class=HTMLResponse)
 async def invitation_page(token: str, request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        invitation = await run_in_threadpool(
-            invitations.open_invitation, runtime.db, runtime.keys.secret_key, token
-        )
-    except errors.InvalidLink as exc:
-        return error_page(request, runtime, exc)
+    # A link that no longer works is raised to the app's error page, which keeps the
+    # navigation of whoever is signed in.
+    invitation = await run_in_threadpool(
+        invitations.open_invitation, runtime.db, runtime.keys.secret_key, token
+    )
     return page(request, runtime, "invitation.html", invitation=invitation, rules=runtime.rules)
 
 
@@ -54,8 +53,6 @@ async def accept_invitation(token: str, request: Request, runtime: RuntimeDep) -
                 user_agent=request.headers.get("user-agent", ""),
             )
         )
-    except errors.InvalidLink as exc:
-        return error_page(request, runtime, exc)
     except errors.InvalidInput as exc:
         return page(
             request,
@@ -100,12 +97,9 @@ async def request_reset(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.get("/reset/{token}", response_class=HTMLResponse)
 async def reset_page(token: str, request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        user = await run_in_threadpool(
-            invitations.open_password_reset, runtime.db, runtime.keys.secret_key, token
-        )
-    except errors.InvalidLink as exc:
-        return error_page(request, runtime, exc)
+    user = await run_in_threadpool(
+        invitations.open_password_reset, runtime.db, runtime.keys.secret_key, token
+    )
     return page(request, runtime, "reset.html", user=user, rules=runtime.rules)
 
 
@@ -123,8 +117,6 @@ async def reset(token: str, request: Request, runtime: RuntimeDep) -> Response:
                 runtime.db, context_of(request), runtime.rules, token, password=password
             )
         )
-    except errors.InvalidLink as exc:
-        return error_page(request, runtime, exc)
     except errors.InvalidInput as exc:
         return page(
             request,
