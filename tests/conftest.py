@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import uvicorn
@@ -63,6 +63,7 @@ def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def database_url(_migrated_template: str, tmp_path: Path) -> str:
     if TEST_DATABASE_URL:
+        _ThreadServer.wait_for_lingering()  # its worker would work on this test's rows
         _empty_postgres(TEST_DATABASE_URL)
         return TEST_DATABASE_URL
     path = tmp_path / "signoff.db"
@@ -124,9 +125,16 @@ class RunningServer:
 
 class _ThreadServer:
     """uvicorn in a background thread on a free loopback port, known before the app is made
-    (so ``public_url``, which links in emails use, is right from the start)."""
+    (so ``public_url``, which links in emails use, is right from the start).
+
+    On PostgreSQL every test shares one database, so a server still shutting down when the
+    next test starts (a loaded machine) would have its worker claim that test's deliveries:
+    the next test waits for it first, and fails naming it if it never stops."""
+
+    lingering: ClassVar[list[_ThreadServer]] = []
 
     def __init__(self, settings: Settings) -> None:
+        self.test = os.environ.get("PYTEST_CURRENT_TEST", "?")
         self.settings = settings
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
@@ -154,6 +162,16 @@ class _ThreadServer:
         self.server.should_exit = True
         self.thread.join(timeout=15)
         self.socket.close()
+        if self.thread.is_alive():
+            _ThreadServer.lingering.append(self)
+
+    @classmethod
+    def wait_for_lingering(cls, timeout: float = 60) -> None:
+        while cls.lingering:
+            server = cls.lingering.pop()
+            server.thread.join(timeout=timeout)
+            if server.thread.is_alive():
+                pytest.fail(f"the test server of {server.test} did not stop in {timeout:.0f} s")
 
 
 @pytest.fixture

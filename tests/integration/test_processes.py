@@ -184,7 +184,9 @@ def test_a_worker_killed_mid_send_loses_nothing(servers, env, tmp_path):
     sent = [call.headers["webhook-id"] for call in receiver.received]
     assert set(sent) == expected
     twice = {webhook_id for webhook_id in sent if sent.count(webhook_id) > 1}
-    assert len(cut_off) == CONCURRENCY
+    # At least the first CONCURRENCY sends; more when the kill came after some had answered
+    # (a loaded machine): those were recorded as sent, or are resent below, once each.
+    assert len(cut_off) >= CONCURRENCY
     assert twice <= cut_off
     assert receiver.most_in_flight_per_id == 1
     for webhook_id in cut_off:
