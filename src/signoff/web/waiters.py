@@ -46,7 +46,8 @@ class Waiters:
             if not await still_pending():
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(future, timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see worker/wakeups.py
+                    await future
             return True
         finally:
             futures = self._waiting.get(approval_id)

@@ -23,6 +23,7 @@ from signoff.services import deliveries
 from signoff.store.engine import Database
 from signoff.worker.senders import apprise, email, smtp, webhook
 from signoff.worker.senders import slack as slack_sender
+from signoff.worker.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,7 @@ class Dispatcher:
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+        await sleep_until_woken(self.wake, seconds)
 
 
 def _shown(delivery: Delivery) -> str:

@@ -11,7 +11,6 @@ approval under lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -20,6 +19,7 @@ import time
 from signoff.domain.principals import system_context
 from signoff.services import approval_settlement, reminders
 from signoff.store.engine import Database
+from signoff.worker.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
 
@@ -77,5 +77,4 @@ class Scheduler:
                 continue
             seconds = self._wakes_at - now
             if seconds > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), seconds)
+                await sleep_until_woken(self.wake, seconds)
